@@ -1,0 +1,1 @@
+"""Sample data: the synthetic TLC-like generator (`python -m data.generate`) and the committed sample."""

@@ -1,0 +1,163 @@
+"""`taxi_etl`: extract -> normalize -> validate -> transform -> load, for one service and one or more months.
+
+This is the pipeline every lesson reuses. Months run one after another and tasks pass Arrow tables in memory;
+the lessons show what changes when results are persisted, cached, compressed, passed as paths or spread over
+Dask. The data tasks use `cache_policy=NO_CACHE`: Prefect's default policy hashes every argument to build a
+cache key, which on a 3-million-row table costs more than the work itself (see `flows/quote.py`).
+
+Run it:
+
+    python -m flows.etl                                   # the committed synthetic sample, yellow and green
+    python -m flows.etl --service green --month 2025-01   # TLC's official file (needs the internet)
+    python -m flows.etl --source ../shared/data/tlc/green_tripdata_2023-01.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Literal
+
+from prefect import flow, get_run_logger
+
+from tasks import settings
+from tasks.extract import extract
+from tasks.load import load
+from tasks.months import Month
+from tasks.plan import plan_months
+from tasks.report import MonthSummary, RunSummary, publish_summary, render_markdown
+from tasks.schema import normalize
+from tasks.transform import transform
+from tasks.validate import count_reasons, validate
+from tasks.zones import ZoneTable, load_zones
+
+
+def process_month(service: str, month: Month, source: str, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
+    """One month through every step, timing each; any failure stops before `load`, so nothing is written."""
+    result = MonthSummary(service=service, month=str(month), source=source)
+    with result.timed("extract"):
+        raw = extract(source)
+    with result.timed("normalize"):
+        table = normalize(raw, service, source)
+    with result.timed("validate"):
+        clean, quarantine = validate(table, month, zones.known_location_ids(), engine)
+    with result.timed("transform"):
+        trips = transform(clean, zones.table, engine)
+    with result.timed("load"):
+        result.outputs = load(trips, quarantine, root, service, month)
+    result.rows_in, result.rows_clean, result.rows_quarantined = (
+        table.num_rows,
+        trips.num_rows,
+        quarantine.num_rows,
+    )
+    result.quarantined_by_reason = count_reasons(quarantine)
+    return result
+
+
+@flow(name="taxi_etl")
+def taxi_etl(
+    service: Literal["yellow", "green"] = "yellow",
+    months: list[str] | None = None,
+    source: str | None = None,
+    output: str | None = None,
+    engine: Literal["polars", "pandas"] = "polars",
+    zones: str | None = None,
+) -> dict:
+    """Process `months` of `service` trips from `source` into clean and quarantined partitions under `output`.
+
+    With neither months nor source it runs on the committed sample; with months only, on TLC's official files.
+    `source` may be one file or a template with `{service}`, `{month}`, `{year}`, `{mm}`; `output` a folder or an
+    `s3://` prefix (default `TAXI_OUTPUT_ROOT` or `./output`); `zones` a zone-table CSV (default: TLC's, cached).
+    """
+    logger = get_run_logger()
+    started = time.perf_counter()
+    plan = plan_months(service, months, source)
+    root = output or settings.output_root()
+    zone_table = load_zones(zones)
+    if zone_table.is_synthetic:
+        logger.warning("Zone names and boroughs come from the synthetic stand-in: %s", zone_table.origin)
+    summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=zone_table.origin)
+    try:
+        for month, month_source in plan:
+            logger.info("%s %s: reading %s", service, month, month_source)
+            done = process_month(service, month, month_source, root, zone_table, engine)
+            summary.months.append(done)
+            logger.info(
+                "%s %s: %s rows in, %s clean, %s quarantined %s",
+                service,
+                month,
+                f"{done.rows_in:,}",
+                f"{done.rows_clean:,}",
+                f"{done.rows_quarantined:,}",
+                done.quarantined_by_reason,
+            )
+    finally:
+        summary.seconds = round(time.perf_counter() - started, 2)
+        if summary.months:
+            publish_summary(summary)
+    return summary.to_dict()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.etl",
+        description="Run the NYC taxi ETL. With no arguments: the committed synthetic sample, yellow and green.",
+    )
+    parser.add_argument(
+        "--service",
+        action="append",
+        choices=settings.SERVICES,
+        help="yellow or green; repeat for both (default: both for the sample, else from the file name, else yellow)",
+    )
+    parser.add_argument(
+        "--month",
+        action="append",
+        dest="months",
+        metavar="YYYY-MM",
+        help="month to process; repeat for several (default: the sample's, or the source file's)",
+    )
+    parser.add_argument(
+        "--source",
+        metavar="PATH|URL",
+        help="a local path, http(s):// or s3:// URL of a parquet/CSV(.gz) file, or a template with "
+        "{service} and {month} (default: TLC's official file for each month)",
+    )
+    parser.add_argument("--output", metavar="DIR|s3://...", help="output root (default: $TAXI_OUTPUT_ROOT or ./output)")
+    parser.add_argument("--engine", choices=("polars", "pandas"), default="polars", help="dataframe engine")
+    parser.add_argument("--zones", metavar="CSV", help="zone table CSV (default: TLC's, downloaded and cached)")
+    return parser.parse_args(argv)
+
+
+def default_services(args: argparse.Namespace) -> list[str]:
+    """Both services for the sample; otherwise the one named in the source's file name, or yellow."""
+    if args.service:
+        return args.service
+    if not args.months and not args.source:
+        return list(settings.SERVICES)
+    name = (args.source or "").rsplit("/", 1)[-1]
+    return [next((s for s in settings.SERVICES if s in name), "yellow")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for service in default_services(args):
+        state = taxi_etl(
+            service=service,
+            months=args.months,
+            source=args.source,
+            output=args.output,
+            engine=args.engine,
+            zones=args.zones,
+            return_state=True,
+        )
+        if not state.is_completed():
+            print(f"error: {state.message}", file=sys.stderr)
+            return 1
+        summary = state.result()
+        print(render_markdown(RunSummary(**{**summary, "months": [MonthSummary(**m) for m in summary["months"]]})))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

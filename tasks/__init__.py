@@ -1,0 +1,1 @@
+"""The pipeline's data logic: small pure functions, each with a thin Prefect `@task` wrapper beside it."""

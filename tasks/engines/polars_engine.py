@@ -1,0 +1,66 @@
+"""The rules and transforms in polars (the default engine: multi-threaded, and lean on memory)."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+from tasks.months import Month
+from tasks.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
+from tasks.schema import CANONICAL_SCHEMA, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
+from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_MILES
+
+_duration_us = (pl.col("dropoff_datetime") - pl.col("pickup_datetime")).dt.total_microseconds()
+_speed_mph = pl.col("trip_distance") / (_duration_us / MICROSECONDS_PER_HOUR)
+
+
+def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
+    """The first broken rule's reason code, or null for a clean row (same order as `tasks.rules.RULES`)."""
+    pickup, distance = pl.col("pickup_datetime"), pl.col("trip_distance")
+    known = pl.Series(known_zone_ids, dtype=pl.Int32)
+    checks = [
+        ("missing_value", pl.any_horizontal(pl.col(name).is_null() for name in REQUIRED_COLUMNS)),
+        ("pickup_outside_month", (pickup < month.start) | (pickup >= month.end)),
+        ("dropoff_not_after_pickup", _duration_us <= 0),
+        ("implausible_duration", _duration_us > MAX_TRIP_MICROSECONDS),
+        ("implausible_distance", (distance < 0) | (distance > MAX_TRIP_MILES)),
+        ("implausible_speed", _speed_mph > MAX_AVG_SPEED_MPH),
+        ("non_positive_total", pl.col("total_amount") <= 0),
+        ("unknown_zone", ~pl.col("pu_location_id").is_in(known) | ~pl.col("do_location_id").is_in(known)),
+    ]
+    reason, *rest = checks
+    expression = pl.when(reason[1]).then(pl.lit(reason[0]))
+    for code, condition in rest:
+        expression = expression.when(condition).then(pl.lit(code))
+    return expression.otherwise(pl.lit(None, dtype=pl.String))
+
+
+def split_valid(table: pa.Table, month: Month, known_zone_ids: list[int]) -> tuple[pa.Table, pa.Table]:
+    flagged = pl.from_arrow(table).with_columns(reason=reason_expression(month, known_zone_ids))
+    clean = flagged.filter(pl.col("reason").is_null()).drop("reason")
+    quarantine = flagged.filter(pl.col("reason").is_not_null())
+    return clean.to_arrow().cast(CANONICAL_SCHEMA), quarantine.to_arrow().cast(QUARANTINE_SCHEMA)
+
+
+def _zone_lookup(id_column: str, zones: pl.DataFrame, value_column: str) -> pl.Expr:
+    return pl.col(id_column).replace_strict(
+        zones["location_id"], zones[value_column], default=None, return_dtype=pl.String
+    )
+
+
+def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
+    zone_frame = pl.from_arrow(zones)
+    pickup, total = pl.col("pickup_datetime"), pl.col("total_amount")
+    frame = pl.from_arrow(clean).with_columns(
+        trip_duration_min=_duration_us / 60_000_000,
+        avg_speed_mph=_speed_mph,
+        tip_fraction=pl.when(total > 0).then(pl.col("tip_amount").fill_null(0) / total).otherwise(0.0),
+        pickup_date=pickup.dt.date(),
+        pickup_hour=pickup.dt.hour().cast(pl.Int8),
+        pickup_weekday=pickup.dt.weekday().cast(pl.Int8),
+        pu_borough=_zone_lookup("pu_location_id", zone_frame, "borough"),
+        pu_zone=_zone_lookup("pu_location_id", zone_frame, "zone"),
+        do_borough=_zone_lookup("do_location_id", zone_frame, "borough"),
+        do_zone=_zone_lookup("do_location_id", zone_frame, "zone"),
+    )
+    return frame.to_arrow().cast(TRIPS_SCHEMA)

@@ -1,0 +1,110 @@
+"""Extract: read one month's trip file from a local path, an http(s) URL or an `s3://` URL.
+
+TLC publishes parquet; older releases and public mirrors publish CSV, plain or gzip. The format is found from
+the file's first bytes, not its name, so a mirror's odd naming doesn't matter. Every failure becomes a
+`SourceError` that names the source and the problem, because "ArrowInvalid: magic bytes not found" tells a user
+nothing about which of twelve months broke.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import fsspec
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.settings import storage_options
+
+PARQUET_MAGIC = b"PAR1"
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class SourceError(ValueError):
+    """A source that cannot be read: missing, empty, corrupt, or not a trip file. Retrying will not help."""
+
+    transient = False
+
+
+class SourceUnavailableError(SourceError):
+    """A source that could not be fetched this time (network error, HTTP 5xx): worth a retry."""
+
+    transient = True
+
+
+def fetch_bytes(source: str) -> bytes:
+    """The raw bytes of `source`, with missing files and HTTP errors turned into `SourceError`."""
+    try:
+        filesystem, path = fsspec.core.url_to_fs(source, **storage_options(source))
+        return filesystem.cat_file(path)
+    except FileNotFoundError as error:
+        what = "HTTP 404 Not Found" if source.startswith(("http://", "https://")) else "no such file"
+        raise SourceError(f"{source}: {what}") from error
+    except IsADirectoryError as error:
+        raise SourceError(f"{source}: is a directory, expected a parquet or CSV file") from error
+    except PermissionError as error:
+        raise SourceError(f"{source}: permission denied: {error}") from error
+    except Exception as error:  # network errors; aiohttp's ClientResponseError carries the HTTP status
+        status = getattr(error, "status", None)
+        detail = f"HTTP {status}" if status else f"{type(error).__name__}: {error}"
+        if status is not None and 400 <= status < 500:
+            raise SourceError(f"{source}: cannot be fetched: {detail}") from error
+        raise SourceUnavailableError(f"{source}: cannot be fetched: {detail}") from error
+
+
+def parse_trip_bytes(data: bytes, source: str) -> pa.Table:
+    """Decode parquet, CSV or gzip-compressed CSV bytes into an Arrow table (columns as the file has them)."""
+    if not data:
+        raise SourceError(f"{source}: file is empty (0 bytes)")
+    if data[:4] == PARQUET_MAGIC:
+        try:
+            table = pq.read_table(pa.BufferReader(data))
+        except (pa.ArrowInvalid, OSError) as error:
+            raise SourceError(f"{source}: corrupt or truncated parquet file: {error}") from error
+    else:
+        if data[:2] == GZIP_MAGIC:
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError) as error:
+                raise SourceError(f"{source}: corrupt or truncated gzip file: {error}") from error
+        table = _parse_csv(data, source)
+    if table.num_rows == 0:
+        raise SourceError(f"{source}: file holds no trip rows")
+    return table
+
+
+def _parse_csv(data: bytes, source: str) -> pa.Table:
+    if b"\x00" in data[:4096]:
+        raise SourceError(f"{source}: neither parquet nor CSV (binary content); corrupt or truncated parquet?")
+    try:
+        return pa_csv.read_csv(io.BytesIO(data))
+    except pa.ArrowInvalid as error:
+        raise SourceError(f"{source}: not a readable CSV file: {error}") from error
+
+
+def read_trip_file(source: str) -> pa.Table:
+    """Read one trip file from any supported location and format."""
+    return parse_trip_bytes(fetch_bytes(source), source)
+
+
+def _is_transient(task, task_run, state) -> bool:
+    """Retry network trouble, not a source that is missing or broken for good."""
+    error = state.result(raise_on_failure=False)
+    return getattr(error, "transient", True)
+
+
+@task(
+    name="extract",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    retry_condition_fn=_is_transient,
+)
+def extract(source: str) -> pa.Table:
+    """Read the month's source file. Network hiccups are retried with backoff; a `SourceError` (404, corrupt or
+    empty file) is final, so a bad month fails fast instead of retrying a file that will never be good."""
+    return read_trip_file(source)

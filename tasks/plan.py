@@ -1,0 +1,54 @@
+"""Which months to process and where each month's file is: the run plan, resolved before any work starts.
+
+Resolving everything up front means a malformed month or an impossible combination of arguments fails the
+run before the first file is read, with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from tasks import settings
+from tasks.months import Month, MonthFormatError, format_source
+
+_MONTH_IN_NAME = re.compile(r"(\d{4})-(\d{2})")
+
+
+def is_template(source: str) -> bool:
+    return "{" in source
+
+
+def infer_month(source: str) -> Month:
+    """The month in a TLC-style file name (`..._2023-01.parquet`), for a single source given without a month."""
+    match = _MONTH_IN_NAME.search(PurePosixPath(source).name)
+    if not match:
+        raise MonthFormatError(f"{source}: no YYYY-MM in the file name; give the month explicitly")
+    return Month.parse(match.group(0))
+
+
+def plan_months(service: str, months: list[str] | None, source: str | None) -> list[tuple[Month, str]]:
+    """`[(month, source URI)]` for one service.
+
+    - no months and no source: the committed synthetic sample;
+    - months and no source: TLC's official monthly files;
+    - a template source (`{service}`, `{month}`, `{year}`, `{mm}`): one file per month;
+    - a single file: exactly one month (given, or read from the file name).
+    """
+    if service not in settings.SERVICES:
+        raise ValueError(f"unknown service {service!r}: choose one of {', '.join(settings.SERVICES)}")
+    if not months and not source:
+        months, source = list(settings.SAMPLE_MONTHS), settings.SAMPLE_SOURCE
+    template = source or settings.TLC_TRIP_URL
+    if not is_template(template):
+        parsed = [Month.parse(m) for m in months] if months else [infer_month(template)]
+        if len(parsed) != 1:
+            raise ValueError(
+                f"{template}: one file cannot serve {len(parsed)} months; pass one month per run or a template "
+                "such as 'data/{service}_tripdata_{month}.parquet'"
+            )
+        return [(parsed[0], template)]
+    if not months:
+        raise ValueError(f"{template}: a source template needs at least one month")
+    parsed = sorted({Month.parse(m) for m in months})
+    return [(month, format_source(template, service, month)) for month in parsed]

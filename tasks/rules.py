@@ -1,0 +1,49 @@
+"""Validation rules: each has a reason code, and a failing row is quarantined under the first rule it breaks.
+
+The rules are data here and are implemented once per engine (`tasks/engines/`); a parity test holds the engines
+to identical results. Order matters: a row with no pickup time cannot be checked against its month, so
+`missing_value` runs first, and each later rule may assume the earlier ones passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_HOURS, MAX_TRIP_MILES
+
+
+@dataclass(frozen=True)
+class Rule:
+    reason: str
+    description: str
+
+
+RULES = (
+    Rule("missing_value", "pickup or dropoff time, distance, zone or total amount is null"),
+    Rule(
+        "pickup_outside_month",
+        "pickup is not inside the requested month (TLC files carry stray days and years)",
+    ),
+    Rule("dropoff_not_after_pickup", "dropoff is at or before pickup"),
+    Rule("implausible_duration", f"trip lasts more than {MAX_TRIP_HOURS} hours"),
+    Rule("implausible_distance", f"trip distance is negative or above {MAX_TRIP_MILES} miles"),
+    Rule("implausible_speed", f"average speed above {MAX_AVG_SPEED_MPH} mph"),
+    Rule("non_positive_total", "total amount is zero or negative (refunds, voids, no-charge trips)"),
+    Rule("unknown_zone", "pickup or dropoff zone is not a known TLC zone (absent, or TLC's 'Unknown' zone 264)"),
+)
+REASONS = tuple(rule.reason for rule in RULES)
+MICROSECONDS_PER_HOUR = 3_600_000_000
+MAX_TRIP_MICROSECONDS = MAX_TRIP_HOURS * MICROSECONDS_PER_HOUR
+
+
+class InvariantError(AssertionError):
+    """Rows were lost or duplicated between input and outputs: a bug, never a data problem."""
+
+
+def check_row_invariant(rows_in: int, rows_clean: int, rows_quarantined: int, what: str) -> None:
+    """Every input row ends up in exactly one of the two outputs."""
+    if rows_in != rows_clean + rows_quarantined:
+        raise InvariantError(
+            f"{what}: {rows_in} rows in but {rows_clean} clean + {rows_quarantined} quarantined "
+            f"= {rows_clean + rows_quarantined}"
+        )

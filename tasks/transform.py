@@ -1,0 +1,21 @@
+"""Transform: derived columns on clean trips (durations, speed, tip fraction, calendar parts, zone names)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.engines import get_engine
+
+
+def add_derived_columns(clean: pa.Table, zones: pa.Table, engine: str = "polars") -> pa.Table:
+    """Clean rows in `TRIPS_SCHEMA`. `tip_fraction` is `tip / total` only where the total is positive, so it is
+    never NaN or inf (Prefect's big-data guide divides by `total_amount` unguarded; real files hold zeros)."""
+    return get_engine(engine).add_derived_columns(clean, zones)
+
+
+@task(name="transform", cache_policy=NO_CACHE)
+def transform(clean: pa.Table, zones: pa.Table, engine: str) -> pa.Table:
+    """Add the derived columns to the month's clean trips."""
+    return add_derived_columns(clean, zones, engine)
