@@ -208,15 +208,18 @@ def generate_trips(service: str, month: Month, rows: int, rng: np.random.Generat
     cbd_fee = np.where((pickup >= CBD_FEE_START) & (rng.random(rows) < 0.7), 0.75, 0.0)
     tolls = np.where(rng.random(rows) < np.where(airport_trip, 0.6, 0.04), 6.94, 0.0)
     payment = _pick(rng, {1: 0.78, 2: 0.17, 3: 0.02, 4: 0.025, 5: 0.005}, rows).astype(np.int64)
+    null_block = rng.random(rows) < profile["null_block"]  # no rate code, flag, surcharges; payment_type 0
+    payment[null_block] = 0
+    congestion[null_block], airport_fee[null_block] = 0.0, 0.0
     tipped = (payment == 1) & (rng.random(rows) < 0.85)
     subtotal = fare + extra + mta_tax + improvement + congestion + airport_fee + cbd_fee + tolls
     tip = np.where(tipped, (subtotal * rng.uniform(0.12, 0.30, rows)).round(2), 0.0)
     amounts = np.vstack([fare, extra, mta_tax, tip, tolls, improvement, congestion, airport_fee, cbd_fee])
 
-    refund = rng.random(rows) < 0.01
+    refund = (rng.random(rows) < 0.01) & ~null_block
     amounts[:, refund] *= -1
     payment[refund] = rng.choice([3, 4, 6], refund.sum())
-    free = rng.random(rows) < 0.001
+    free = (rng.random(rows) < 0.001) & ~null_block
     amounts[:, free], payment[free] = 0.0, 3
     total = amounts.sum(axis=0).round(2)
 
@@ -226,8 +229,6 @@ def generate_trips(service: str, month: Month, rows: int, rng: np.random.Generat
     swapped = rng.random(rows) < 0.0001
     pickup, dropoff = np.where(swapped, dropoff, pickup), np.where(swapped, pickup, dropoff)
 
-    null_block = rng.random(rows) < profile["null_block"]
-    payment[null_block] = 0
     passengers = _pick(rng, {1: 0.74, 2: 0.14, 3: 0.035, 4: 0.02, 5: 0.025, 6: 0.015, 0: 0.025}, rows)
     flag = np.where(rng.random(rows) < 0.005, "Y", "N")
     columns = {

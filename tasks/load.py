@@ -45,14 +45,14 @@ def write_month(tables: dict[str, pa.Table], root: str, service: str, month: Mon
         for dataset, table in tables.items():
             folder = partition_path(root, dataset, service, month)
             filesystem.makedirs(folder, exist_ok=True)
-            temporary = f"{folder}/.{PART_NAME}.{uuid.uuid4().hex}.tmp"
+            staged[dataset] = (f"{folder}/.{PART_NAME}.{uuid.uuid4().hex}.tmp", f"{folder}/{PART_NAME}")
             data = table.drop_columns([c for c in PARTITION_COLUMNS if c in table.column_names])
-            with filesystem.open(temporary, "wb") as handle:
+            with filesystem.open(staged[dataset][0], "wb") as handle:
                 pq.write_table(data, handle, compression=PARQUET_COMPRESSION)
-            staged[dataset] = (temporary, f"{folder}/{PART_NAME}")
     except BaseException:
         for temporary, _ in staged.values():
-            filesystem.rm(temporary)
+            if filesystem.exists(temporary):
+                filesystem.rm(temporary)
         raise
     for temporary, final in staged.values():
         filesystem.mv(temporary, final)

@@ -68,7 +68,7 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
         frame["tip_fraction"] = np.where(total > 0, frame["tip_amount"].fillna(0) / total, 0.0)
     frame["pickup_date"] = pickup.dt.normalize()
     frame["pickup_hour"] = pickup.dt.hour.astype("Int8")
-    frame["pickup_weekday"] = (pickup.dt.dayofweek + 1).astype("Int8")
+    frame["pickup_weekday"] = (pickup.dt.day_of_week + 1).astype("Int8")
     for prefix, id_column in (("pu", "pu_location_id"), ("do", "do_location_id")):
         ids = frame[id_column].astype("Int64")
         frame[f"{prefix}_borough"] = ids.map(zone_frame["borough"])

@@ -17,7 +17,7 @@ _speed_mph = pl.col("trip_distance") / (_duration_us / MICROSECONDS_PER_HOUR)
 def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
     """The first broken rule's reason code, or null for a clean row (same order as `tasks.rules.RULES`)."""
     pickup, distance = pl.col("pickup_datetime"), pl.col("trip_distance")
-    known = pl.Series(known_zone_ids, dtype=pl.Int32)
+    known = pl.Series(known_zone_ids, dtype=pl.Int32).implode()
     checks = [
         ("missing_value", pl.any_horizontal(pl.col(name).is_null() for name in REQUIRED_COLUMNS)),
         ("pickup_outside_month", (pickup < month.start) | (pickup >= month.end)),

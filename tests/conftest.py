@@ -1,0 +1,109 @@
+"""Shared fixtures. Prefect's home and result storage point at a temporary folder before Prefect is imported, so
+tests never touch the user's ~/.prefect; one Prefect test server serves the whole session."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+import threading
+import uuid
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="taxi-tests-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(Path(_PREFECT_HOME) / "storage")
+os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(Path(_PREFECT_HOME) / "storage")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["PREFECT_LOGGING_TO_API_BATCH_INTERVAL"] = "0.3"
+
+import pyarrow as pa  # noqa: E402
+import pytest  # noqa: E402
+
+from tasks import settings  # noqa: E402
+from tasks.zones import ZoneTable, synthetic_zone_table  # noqa: E402
+
+REAL_DATA = settings.PROJECT_ROOT.parent / "shared" / "data" / "tlc"
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect server (SQLite) for every flow test in the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=None):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def hermetic_zone_cache(tmp_path_factory, monkeypatch):
+    """Never read or write the user's cached zone table: each test starts with an empty cache."""
+    monkeypatch.setattr(settings, "ZONES_CACHE", tmp_path_factory.mktemp("zones") / "taxi_zone_lookup.csv")
+
+
+@pytest.fixture(scope="session")
+def zones() -> pa.Table:
+    return synthetic_zone_table()
+
+
+@pytest.fixture(scope="session")
+def known_ids(zones) -> list[int]:
+    return ZoneTable(zones, "synthetic stand-in").known_location_ids()
+
+
+@pytest.fixture
+def real_data() -> Path:
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real TLC files not found at {REAL_DATA} (they live beside the project in shared/data/tlc)")
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A real S3 API (moto in server mode) on a free loopback port, stopped after the session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint, monkeypatch) -> str:
+    """A fresh bucket on the moto server, with the environment pointing every S3 client at it."""
+    import boto3
+    import s3fs
+
+    for name, value in {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    bucket = f"taxi-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    yield bucket
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+@pytest.fixture(scope="session")
+def http_root(tmp_path_factory):
+    """A plain `http.server` on a free loopback port serving a temporary folder: `(folder, base URL)`."""
+    folder = tmp_path_factory.mktemp("http")
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # keep test output readable
+        pass

@@ -1,0 +1,35 @@
+"""Small hand-made inputs for the pure-function tests."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+
+from tasks.months import Month
+from tasks.schema import CANONICAL_SCHEMA
+
+JAN_2025 = Month(2025, 1)
+
+VALID_TRIP = {
+    "vendor_id": 2,
+    "pickup_datetime": datetime(2025, 1, 10, 8, 0, 0),
+    "dropoff_datetime": datetime(2025, 1, 10, 8, 15, 0),
+    "passenger_count": 1,
+    "trip_distance": 3.0,
+    "ratecode_id": 1,
+    "store_and_fwd_flag": "N",
+    "pu_location_id": 132,
+    "do_location_id": 138,
+    "payment_type": 1,
+    "fare_amount": 20.0,
+    "tip_amount": 4.0,
+    "total_amount": 25.0,
+    "service": "yellow",
+}
+
+
+def trips(*overrides: dict) -> pa.Table:
+    """A canonical table with one valid trip per argument, each changed by its overrides."""
+    rows = [{**VALID_TRIP, **change} for change in overrides]
+    return pa.Table.from_pylist(rows, schema=CANONICAL_SCHEMA)

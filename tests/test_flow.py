@@ -1,0 +1,103 @@
+"""The `taxi_etl` flow against a real (temporary) Prefect server: outputs, artifact, command line, bad inputs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from prefect.artifacts import Artifact
+
+from flows.etl import main, taxi_etl
+from tasks import settings
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
+
+
+def test_sample_run_writes_every_month_and_publishes_a_summary(tmp_path):
+    summary = taxi_etl(service="green", output=str(tmp_path))
+    assert [m["month"] for m in summary["months"]] == list(settings.SAMPLE_MONTHS)
+    for month in summary["months"]:
+        assert month["rows_in"] == month["rows_clean"] + month["rows_quarantined"]
+        assert month["rows_quarantined"] == sum(month["quarantined_by_reason"].values()) > 0
+        assert set(month["step_seconds"]) == {"extract", "normalize", "validate", "transform", "load"}
+        assert pq.read_metadata(month["outputs"]["trips"]).num_rows == month["rows_clean"]
+        assert pq.read_metadata(month["outputs"]["quarantine"]).num_rows == month["rows_quarantined"]
+    assert (tmp_path / "trips/service=green/year=2025/month=02/part-0.parquet").exists()
+    assert summary["zones_origin"].startswith("synthetic stand-in")
+    artifact = Artifact.get("taxi-etl-green")
+    assert "| 2025-01 | 10,000 |" in artifact.data
+
+
+def test_rerun_gives_the_same_result(tmp_path):
+    first = taxi_etl(service="green", months=["2025-01"], source=str(SAMPLE), output=str(tmp_path))
+    written = pq.read_table(first["months"][0]["outputs"]["trips"])
+    second = taxi_etl(service="green", months=["2025-01"], source=str(SAMPLE), output=str(tmp_path))
+    assert pq.read_table(second["months"][0]["outputs"]["trips"]).equals(written)
+    assert len(list(tmp_path.rglob("*.parquet"))) == 2
+
+
+def test_http_source(tmp_path, http_root):
+    folder, base_url = http_root
+    shutil.copy(SAMPLE, folder / SAMPLE.name)
+    summary = taxi_etl(service="green", source=f"{base_url}/{SAMPLE.name}", output=str(tmp_path))
+    assert summary["months"][0]["rows_in"] == pq.read_metadata(SAMPLE).num_rows
+
+
+def _without_total(path):
+    pq.write_table(pq.read_table(SAMPLE).drop_columns(["total_amount"]), path)
+
+
+def _truncated(path):
+    path.write_bytes(SAMPLE.read_bytes()[:5000])
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    ("make_bad_file", "message"),
+    [
+        (_without_total, "missing required column(s) total_amount"),
+        (_truncated, "corrupt or truncated parquet"),
+        (_empty, "file is empty"),
+    ],
+    ids=["missing-column", "truncated", "empty"],
+)
+def test_bad_file_fails_the_run_with_its_name_and_writes_nothing(tmp_path, make_bad_file, message):
+    bad = tmp_path / "green_tripdata_2025-01.parquet"
+    make_bad_file(bad)
+    state = taxi_etl(service="green", source=str(bad), output=str(tmp_path / "out"), return_state=True)
+    assert state.is_failed()
+    assert message in state.message and str(bad) in state.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_http_404_fails_the_run_without_retrying(tmp_path, http_root):
+    _, base_url = http_root
+    url = f"{base_url}/green_tripdata_2025-01.parquet.missing"
+    state = taxi_etl(service="green", months=["2025-01"], source=url, output=str(tmp_path), return_state=True)
+    assert state.is_failed()
+    assert f"{url}: HTTP 404 Not Found" in state.message
+    assert not any(tmp_path.iterdir())
+
+
+def test_malformed_month_fails_before_any_work(tmp_path):
+    state = taxi_etl(service="green", months=["2025-13"], output=str(tmp_path), return_state=True)
+    assert state.is_failed() and "malformed month '2025-13'" in state.message
+
+
+def test_command_line_runs_the_sample_for_both_services(tmp_path, capsys):
+    assert main(["--output", str(tmp_path), "--engine", "pandas"]) == 0
+    printed = capsys.readouterr().out
+    assert "taxi_etl: yellow, engine pandas" in printed and "taxi_etl: green, engine pandas" in printed
+    trips = pa.dataset.dataset(tmp_path / "trips", partitioning="hive").to_table()
+    assert set(trips["service"].to_pylist()) == {"yellow", "green"}
+
+
+def test_command_line_reports_errors(tmp_path, capsys):
+    assert main(["--month", "2025-1", "--source", str(SAMPLE), "--output", str(tmp_path)]) == 1
+    assert "malformed month '2025-1'" in capsys.readouterr().err

@@ -1,0 +1,57 @@
+"""Every real TLC file in ../shared/data/tlc through the `taxi_etl` flow (skipped when the folder is absent)."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from flows.etl import taxi_etl
+from tasks.extract import read_trip_file
+from tasks.months import Month
+from tasks.plan import infer_month
+from tasks.schema import TRIPS_SCHEMA
+from tasks.zones import load_zone_table
+from tests.conftest import REAL_DATA
+from tests.test_parity import assert_same_tables, run_pure
+
+REAL_FILES = sorted(p.name for p in REAL_DATA.glob("*_tripdata_*")) if REAL_DATA.is_dir() else []
+pytestmark = pytest.mark.realdata
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.parametrize("name", REAL_FILES or ["(none)"])
+def test_real_file_through_the_flow(real_data, name, tmp_path):
+    service = "green" if name.startswith("green") else "yellow"
+    summary = taxi_etl(
+        service=service,
+        source=str(real_data / name),
+        output=str(tmp_path),
+        zones=str(real_data / "taxi_zone_lookup.csv"),
+    )
+    (result,) = summary["months"]
+    rows_in_file = read_trip_file(str(real_data / name)).num_rows
+    assert result["rows_in"] == result["rows_clean"] + result["rows_quarantined"] == rows_in_file
+    trips = pq.read_table(result["outputs"]["trips"])
+    assert trips.schema == TRIPS_SCHEMA.remove(TRIPS_SCHEMA.get_field_index("service"))
+    assert trips.num_rows == result["rows_clean"] > 0.9 * result["rows_in"]
+    assert all(math.isfinite(x) for x in trips["tip_fraction"].to_pylist())
+    month = Month.parse(result["month"])
+    pickups = trips["pickup_datetime"]
+    assert pc.min(pickups).as_py() >= month.start and pc.max(pickups).as_py() < month.end
+    assert trips["pu_zone"].null_count == 0
+
+
+@pytest.mark.parametrize("name", REAL_FILES or ["(none)"])
+def test_engines_agree_on_real_files(real_data, name):
+    zones = load_zone_table(str(real_data / "taxi_zone_lookup.csv"))
+    service = "green" if name.startswith("green") else "yellow"
+    source = str(real_data / name)
+    args = (source, service, infer_month(source), zones.known_location_ids(), zones.table)
+    polars_trips, polars_quarantine = run_pure(*args, "polars")
+    pandas_trips, pandas_quarantine = run_pure(*args, "pandas")
+    assert polars_quarantine.equals(pandas_quarantine)
+    assert_same_tables(polars_trips, pandas_trips)
