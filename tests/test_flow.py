@@ -8,6 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prefect.artifacts import Artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.etl import main, taxi_etl
 from tasks import settings
@@ -83,6 +85,12 @@ def test_http_404_fails_the_run_without_retrying(tmp_path, http_root):
     assert state.is_failed()
     assert f"{url}: HTTP 404 Not Found" in state.message
     assert not any(tmp_path.iterdir())
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    (extract_run,) = [run for run in runs if run.task_key.startswith("extract")]
+    assert extract_run.run_count == 1  # a 404 is final: the retry condition declines it
 
 
 def test_malformed_month_fails_before_any_work(tmp_path):
