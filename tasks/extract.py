@@ -56,6 +56,20 @@ def fetch_bytes(source: str) -> bytes:
         raise SourceUnavailableError(f"{source}: cannot be fetched: {detail}") from error
 
 
+def source_fingerprint(source: str) -> dict[str, str | int | None]:
+    """A cheap identity for a source's current content: its URI, size and version (ETag, or modification time).
+
+    Reading only metadata, this is what a cache key should use instead of hashing the data itself.
+    """
+    try:
+        filesystem, path = fsspec.core.url_to_fs(source, **storage_options(source))
+        info = filesystem.info(path)
+    except FileNotFoundError as error:
+        raise SourceError(f"{source}: no such file") from error
+    version = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified")
+    return {"uri": source, "size": info.get("size"), "version": str(version) if version is not None else None}
+
+
 def parse_trip_bytes(data: bytes, source: str) -> pa.Table:
     """Decode parquet, CSV or gzip-compressed CSV bytes into an Arrow table (columns as the file has them)."""
     if not data:

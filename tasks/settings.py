@@ -52,3 +52,18 @@ def storage_options(uri: str) -> dict:
     if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
         return {"client_kwargs": {"endpoint_url": endpoint}}
     return {}
+
+
+# Prefect blocks for S3 result storage (`python -m blocks.register`).
+S3_BUCKET_BLOCK = "taxi-results"
+AWS_CREDENTIALS_BLOCK = "taxi-aws"
+RUN_DIR = PROJECT_ROOT / ".run"  # process ids and URLs of the local servers the Makefile starts
+
+
+def s3_bucket_name() -> str:
+    """The bucket for task results: `TAXI_S3_BUCKET`, default `taxi-results`."""
+    return os.environ.get("TAXI_S3_BUCKET", "taxi-results")
+
+
+def aws_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"

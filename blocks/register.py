@@ -1,0 +1,66 @@
+"""Create (or update) the S3 blocks the lessons store results in, and the bucket itself when it is missing.
+
+    python -m blocks.register
+
+Reads only the environment, so no secret is ever in code, YAML or logs: `TAXI_S3_BUCKET` (default
+`taxi-results`), `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL` (moto, MinIO; unset
+for AWS) and the keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; unset to let boto3 find
+credentials its usual way). Saves an `AwsCredentials` block `taxi-aws` and an `S3Bucket` block `taxi-results`;
+running it again overwrites them with the current environment, so it is safe to repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from botocore.exceptions import ClientError
+from prefect_aws import AwsCredentials, S3Bucket
+from prefect_aws.client_parameters import AwsClientParameters
+
+from tasks import settings
+
+
+def credentials_from_env() -> AwsCredentials:
+    """An `AwsCredentials` block built from the environment (keys stay `SecretStr`, never printed)."""
+    return AwsCredentials(
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+        region_name=settings.aws_region(),
+        aws_client_parameters=AwsClientParameters(endpoint_url=settings.s3_endpoint_url()),
+    )
+
+
+def ensure_bucket(credentials: AwsCredentials, bucket: str) -> bool:
+    """Create `bucket` if it does not exist (an `S3Bucket` block never creates it). True if it was created."""
+    client = credentials.get_s3_client()
+    try:
+        client.head_bucket(Bucket=bucket)
+        return False
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    region = credentials.region_name
+    location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    client.create_bucket(Bucket=bucket, **location)
+    return True
+
+
+def register_blocks() -> str:
+    """Save both blocks, create the bucket when missing; returns the slug to use as `result_storage`."""
+    credentials = credentials_from_env()
+    credentials.save(settings.AWS_CREDENTIALS_BLOCK, overwrite=True)
+    bucket = settings.s3_bucket_name()
+    S3Bucket(bucket_name=bucket, credentials=credentials).save(settings.S3_BUCKET_BLOCK, overwrite=True)
+    created = ensure_bucket(credentials, bucket)
+    where = settings.s3_endpoint_url() or "AWS"
+    print(
+        f"blocks {settings.AWS_CREDENTIALS_BLOCK}, {settings.S3_BUCKET_BLOCK} saved; bucket {bucket} on {where}"
+        f"{' created' if created else ' exists'}"
+    )
+    return f"s3-bucket/{settings.S3_BUCKET_BLOCK}"
+
+
+if __name__ == "__main__":
+    sys.exit(0 if register_blocks() else 1)

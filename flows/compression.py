@@ -1,0 +1,96 @@
+"""Lesson 5, result serializers: what a persisted result costs in bytes and seconds, and a better one for frames.
+
+What it does. When Prefect persists a task result (for caching, retries or S3 storage), a serializer turns it
+into bytes: `pickle` by default, `json`, or `compressed/pickle` and `compressed/json`, which run a compressor
+over them (`compressionlib`: `lzma` by default, or `zlib`, `bz2`, ...). This lesson persists the same trips frame
+with each, and adds `ParquetSerializer` (`tasks/serializers.py`), a custom `Serializer` with its own `type` that
+stores frames as parquet + zstd.
+
+When it helps. Compression pays when results are large and storage or network is the bottleneck (S3). For
+small JSON-able summaries, `compressed/json` is the natural choice. For frames, a columnar format beats
+compressing a pickle on both size and speed.
+
+What it costs. Compression is CPU time on every write and read: lzma is the smallest of the pickles and by far
+the slowest (`serializer` in `benchmarks/results.md`). Note the bytes Prefect stores are base64 text inside a
+JSON record, a third larger than the raw bytes: every size here is what lands in storage.
+
+Run it: `python -m flows.compression` (on the committed sample; prints size and time per serializer).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from prefect import flow, task
+from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
+from prefect.serializers import CompressedJSONSerializer, CompressedSerializer, PickleSerializer, Serializer
+from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+
+from tasks.measure import Result, seconds
+from tasks.serializers import ParquetSerializer
+
+SERIALIZERS: dict[str, Serializer] = {
+    "pickle": PickleSerializer(),
+    "compressed/pickle (lzma)": CompressedSerializer(serializer="pickle", compressionlib="lzma"),
+    "compressed/pickle (zlib)": CompressedSerializer(serializer="pickle", compressionlib="zlib"),
+    "compressed/pickle (bz2)": CompressedSerializer(serializer="pickle", compressionlib="bz2"),
+    "parquet (zstd)": ParquetSerializer(),
+}
+
+
+def measure_serializer(frame: pd.DataFrame, serializer: Serializer) -> dict[str, float]:
+    """Bytes Prefect would store for `frame`, and seconds to write and to read them back."""
+    record = ResultRecord(result=frame, metadata=ResultRecordMetadata(serializer=serializer))
+    stored: list[bytes] = []
+    write = seconds(lambda: stored.append(record.serialize()))
+    read = seconds(lambda: ResultRecord.deserialize(stored[-1]))
+    return {"bytes": len(stored[-1]), "write_s": write, "read_s": read}
+
+
+def serializer_result(table: dict[str, dict[str, float]], rows: int) -> Result:
+    lzma, parquet = table["compressed/pickle (lzma)"], table["parquet (zstd)"]
+    return Result(
+        "serializer",
+        "persist + load seconds: compressed/pickle (lzma) vs parquet serializer",
+        lzma["write_s"] + lzma["read_s"],
+        parquet["write_s"] + parquet["read_s"],
+        rows,
+        note=f"stored MB: lzma {lzma['bytes'] / 1e6:.2f}, parquet {parquet['bytes'] / 1e6:.2f}",
+    )
+
+
+@task(persist_result=True, result_serializer=CompressedJSONSerializer())
+def summarize(frame: pd.DataFrame) -> dict:
+    """A small JSON-able summary: `compressed/json` is the natural serializer for it."""
+    return {"rows": len(frame), "total_amount": round(float(frame["total_amount"].sum()), 2)}
+
+
+@task(persist_result=True)
+def keep_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the frame so Prefect persists it with whichever serializer `with_options` gives."""
+    return frame
+
+
+@flow(name="lesson-compression")
+def compression_lesson() -> dict[str, dict[str, float]]:
+    """Persist the sample's trips with every serializer and report bytes on disk and seconds."""
+    from flows.quote import load_sample
+
+    frame = load_sample()
+    summarize(frame)
+    measured = {}
+    for label, serializer in SERIALIZERS.items():
+        key = f"lesson-compression/{label.replace(' ', '_').replace('/', '-')}"
+        persisted = keep_frame.with_options(result_serializer=serializer, result_storage_key=key)(frame)
+        assert persisted.shape == frame.shape
+        measured[label] = measure_serializer(frame, serializer)
+        measured[label]["bytes_on_disk"] = (Path(PREFECT_LOCAL_STORAGE_PATH.value()) / key).stat().st_size
+    return measured
+
+
+if __name__ == "__main__":
+    for label, row in compression_lesson().items():
+        print(
+            f"{label:26} {row['bytes_on_disk'] / 1e6:7.2f} MB  write {row['write_s']:.3f} s  read {row['read_s']:.3f} s"
+        )
