@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' constraints.txt)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt --editable '.[dev]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt --editable '.[dev,bench]'
 	@touch $(STAMP)
 
 demo: setup
@@ -34,3 +34,25 @@ sample: setup
 
 clean:
 	rm -rf output data/cache .pytest_cache
+
+# Local servers, each on 127.0.0.1 on a free port, recorded under .run/ and stopped by `make stop`.
+# After starting one, `source .run/<name>.env` points your shell at it.
+.PHONY: server s3 dask stop bench bench-quick
+server: setup
+	$(BIN)/python -m servers start prefect
+
+s3: setup
+	$(BIN)/python -m servers start s3
+
+dask: setup
+	@test -f .run/prefect.env || $(BIN)/python -m servers start prefect
+	. .run/prefect.env && $(BIN)/python -m servers start dask
+
+stop:
+	@test -x $(BIN)/python && $(BIN)/python -m servers stop || true
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+bench-quick: setup
+	$(BIN)/python -m benchmarks.run --quick

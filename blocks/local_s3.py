@@ -2,7 +2,7 @@
 
 `local_s3()` runs one inside this process for as long as the `with` block lasts and points the environment
 (`AWS_ENDPOINT_URL` and throwaway keys) at it. `python -m blocks.local_s3` runs a standing one in the foreground
-(`make s3` starts it in the background, records its process id under `.run/`, and prints the variables to export).
+(`make s3` starts it in the background through `python -m servers start s3`, which records its process id).
 """
 
 from __future__ import annotations
@@ -47,11 +47,7 @@ def local_s3() -> Iterator[str]:
 
 def main() -> None:
     server, endpoint = start_moto(int(os.environ.get("TAXI_S3_PORT", "0")))
-    settings.RUN_DIR.mkdir(exist_ok=True)
-    (settings.RUN_DIR / "s3.env").write_text(
-        f"export AWS_ENDPOINT_URL={endpoint}\n" + "".join(f"export {k}={v}\n" for k, v in TEST_KEYS.items())
-    )
-    print(f"moto S3 on {endpoint}; `source .run/s3.env` to use it", flush=True)
+    print(f"moto S3 on {endpoint}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

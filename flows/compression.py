@@ -60,6 +60,11 @@ def serializer_result(table: dict[str, dict[str, float]], rows: int) -> Result:
     )
 
 
+def storage_key(label: str) -> str:
+    """Where the lesson persists the frame for one serializer (under Prefect's local result storage)."""
+    return f"lesson-compression/{label.replace(' ', '_').replace('/', '-').replace('(', '').replace(')', '')}"
+
+
 @task(persist_result=True, result_serializer=CompressedJSONSerializer())
 def summarize(frame: pd.DataFrame) -> dict:
     """A small JSON-able summary: `compressed/json` is the natural serializer for it."""
@@ -73,15 +78,16 @@ def keep_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @flow(name="lesson-compression")
-def compression_lesson() -> dict[str, dict[str, float]]:
-    """Persist the sample's trips with every serializer and report bytes on disk and seconds."""
+def compression_lesson(rows: int | None = None) -> dict[str, dict[str, float]]:
+    """Persist the sample's trips (the first `rows`, if given) with every serializer; report bytes and seconds."""
     from flows.quote import load_sample
 
     frame = load_sample()
+    frame = frame.head(rows) if rows else frame
     summarize(frame)
     measured = {}
     for label, serializer in SERIALIZERS.items():
-        key = f"lesson-compression/{label.replace(' ', '_').replace('/', '-')}"
+        key = storage_key(label)
         persisted = keep_frame.with_options(result_serializer=serializer, result_storage_key=key)(frame)
         assert persisted.shape == frame.shape
         measured[label] = measure_serializer(frame, serializer)

@@ -23,7 +23,7 @@ Run it: `python -m flows.quote` (on the committed sample; prints its own measure
 from __future__ import annotations
 
 import pandas as pd
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import opaque, quote
 
@@ -56,6 +56,12 @@ def count_rows_default_policy(frame: pd.DataFrame) -> int:
 def count_rows_no_cache(frame: pd.DataFrame) -> int:
     """The same task without a cache policy: nothing hashes the frame."""
     return len(frame)
+
+
+@task(cache_policy=NO_CACHE)
+def describe(value: object) -> str:
+    """What the task actually received: shows what `quote` and `opaque` do to a future."""
+    return type(value).__name__
 
 
 @task(cache_policy=NO_CACHE)
@@ -97,14 +103,16 @@ def quote_lesson() -> list[dict]:
     frame = load_sample()
     results = measure_calls(frame)
     upstream = load_sample.submit()
-    count_rows_no_cache.submit(upstream).wait()  # recorded with an upstream edge to load_sample
-    count_rows_no_cache.submit(opaque(upstream)).wait()  # resolved, not walked: the edge is kept
-    count_records(quote(frame.head(10).to_dict("records")))  # no walk, no edge
+    received = {
+        "plain": describe.submit(upstream).result(),  # resolved to the frame; upstream edge recorded
+        "opaque": describe.submit(opaque(upstream)).result(),  # resolved, not walked; edge recorded
+        "quote": describe.submit(quote(upstream)).result(),  # the future object itself; no edge
+    }
+    get_run_logger().info("what the task received: %s", received)
     return [result.to_dict() for result in results]
 
 
 if __name__ == "__main__":
     for row in quote_lesson():
-        print(
-            f"{row['name']:20} {row['metric']:65} {row['baseline']:.4f} s -> {row['optimized']:.4f} s ({row['ratio']:.1f}x)"
-        )
+        timing = f"{row['baseline']:.4f} s -> {row['optimized']:.4f} s ({row['ratio']:.1f}x)"
+        print(f"{row['name']:20} {row['metric']:65} {timing}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 
 import fsspec
 import pyarrow as pa
@@ -75,17 +76,24 @@ def parse_trip_bytes(data: bytes, source: str) -> pa.Table:
     if not data:
         raise SourceError(f"{source}: file is empty (0 bytes)")
     if data[:4] == PARQUET_MAGIC:
+        return _read_parquet(pa.BufferReader(data), source)
+    if data[:2] == GZIP_MAGIC:
         try:
-            table = pq.read_table(pa.BufferReader(data))
-        except (pa.ArrowInvalid, OSError) as error:
-            raise SourceError(f"{source}: corrupt or truncated parquet file: {error}") from error
-    else:
-        if data[:2] == GZIP_MAGIC:
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError) as error:
-                raise SourceError(f"{source}: corrupt or truncated gzip file: {error}") from error
-        table = _parse_csv(data, source)
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as error:
+            raise SourceError(f"{source}: corrupt or truncated gzip file: {error}") from error
+    return _require_rows(_parse_csv(data, source), source)
+
+
+def _read_parquet(where: str | pa.BufferReader, source: str) -> pa.Table:
+    try:
+        table = pq.read_table(where, memory_map=isinstance(where, str))
+    except (pa.ArrowInvalid, OSError) as error:
+        raise SourceError(f"{source}: corrupt or truncated parquet file: {error}") from error
+    return _require_rows(table, source)
+
+
+def _require_rows(table: pa.Table, source: str) -> pa.Table:
     if table.num_rows == 0:
         raise SourceError(f"{source}: file holds no trip rows")
     return table
@@ -100,8 +108,21 @@ def _parse_csv(data: bytes, source: str) -> pa.Table:
         raise SourceError(f"{source}: not a readable CSV file: {error}") from error
 
 
+def _is_local_parquet(source: str) -> bool:
+    if fsspec.utils.get_protocol(source) != "file" or not os.path.isfile(source):
+        return False
+    with open(source, "rb") as handle:
+        return handle.read(4) == PARQUET_MAGIC
+
+
 def read_trip_file(source: str) -> pa.Table:
-    """Read one trip file from any supported location and format."""
+    """Read one trip file from any supported location and format.
+
+    A local parquet file is read in place, memory-mapped, so its bytes are never copied into the process first;
+    anything else is fetched whole (one request) and parsed from memory.
+    """
+    if _is_local_parquet(source):
+        return _read_parquet(source, source)
     return parse_trip_bytes(fetch_bytes(source), source)
 
 

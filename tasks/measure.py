@@ -6,6 +6,7 @@ Used by the lessons (each prints its own effect on the data it ran on) and by `b
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -34,7 +35,7 @@ class Result:
         return self.baseline / self.optimized if self.optimized else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": round(self.ratio, 3)}
+        return {**asdict(self), "ratio": round(self.ratio, 4)}
 
 
 def seconds(work: Callable[[], Any], repeat: int = 1) -> float:
@@ -57,7 +58,14 @@ def run_child(module: str, *args: str) -> dict:
 
     Peak memory is only comparable between fresh processes: a process's high-water mark never goes down.
     """
-    completed = subprocess.run([sys.executable, "-m", module, *args], check=False, capture_output=True, text=True)
+    from prefect.settings import PREFECT_API_URL
+
+    environment = dict(os.environ)
+    if api_url := PREFECT_API_URL.value():  # share this process's Prefect server instead of starting another
+        environment["PREFECT_API_URL"] = api_url
+    completed = subprocess.run(
+        [sys.executable, "-m", module, *args], check=False, capture_output=True, text=True, env=environment
+    )
     if completed.returncode != 0:
         raise RuntimeError(f"python -m {module} {' '.join(args)} failed:\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])

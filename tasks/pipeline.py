@@ -28,12 +28,16 @@ def run_month(source: str, service: str, month: Month, root: str, zones: ZoneTab
     summary = MonthSummary(service=service, month=str(month), source=source)
     started = time.perf_counter()
     table = normalize_table(read_trip_file(source), service, source)
+    summary.rows_in = table.num_rows
     clean, quarantine = split_valid(table, month, zones.known_location_ids(), engine)
+    del table  # drop each stage as soon as the next exists: peak memory is what limits a month
     trips = add_derived_columns(clean, zones.table, engine)
+    del clean
     summary.outputs = write_month({"trips": trips, "quarantine": quarantine}, root, service, month)
-    summary.rows_in, summary.rows_clean, summary.rows_quarantined = table.num_rows, trips.num_rows, quarantine.num_rows
+    summary.rows_clean, summary.rows_quarantined = trips.num_rows, quarantine.num_rows
     summary.quarantined_by_reason = count_reasons(quarantine)
     summary.step_seconds["month"] = round(time.perf_counter() - started, 3)
+    summary.finished_at = time.time()
     return summary
 
 

@@ -26,6 +26,7 @@ class MonthSummary:
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     step_seconds: dict[str, float] = field(default_factory=dict)
+    finished_at: float = 0.0  # wall-clock time (epoch seconds) when the month was done: for throughput
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:

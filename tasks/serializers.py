@@ -7,8 +7,8 @@ both fast and small. Use it for tasks that return frames:
     @task(persist_result=True, result_serializer=ParquetSerializer())
 
 pandas frames (dtypes included, through pandas' parquet metadata), Arrow tables and polars frames round-trip to
-the type they came from. Other objects are refused at write time, with the type named. Like Prefect's own serializers it returns base64 text, because Prefect stores a result inside a
-JSON record.
+the type they came from. Other objects are refused at write time, with the type named.
+Like Prefect's own serializers it returns base64 text, because Prefect stores a result inside a JSON record.
 """
 
 from __future__ import annotations

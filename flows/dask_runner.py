@@ -1,0 +1,123 @@
+"""Lesson 6, the Dask task runner: months processed in parallel on a Dask cluster, local or existing.
+
+What it does. `dask_months` maps `tasks.pipeline.etl_month` over the months with `.map()`, so each month is a
+task on a Dask worker; `task_runner=DaskTaskRunner(...)` is chosen per run with `with_options`. With no address
+it starts a `LocalCluster` of worker processes; with `address="tcp://..."` it uses an existing scheduler (`make
+dask` starts one with two workers on 127.0.0.1). A last task runs a `dask.dataframe` aggregation on the same
+cluster through `prefect_dask.get_dask_client`, reading the partitions the months just wrote.
+
+When it helps. When one month's work is single-threaded (the pandas engine) and there are idle cores or machines:
+months then run side by side (`dask` in `benchmarks/results.md`). When it does not: polars already uses every
+core for one month, so on one machine Dask adds transfer and start-up cost for no parallelism to gain; and a
+`LocalCluster` takes seconds to start, which short runs never win back.
+
+What it costs, and the traps. Task inputs and results are pickled to and from workers: pass paths and small
+summaries, never frames. Only `.submit()`/`.map()` go to Dask; a plain call runs in the flow process. Every
+worker process talks to the Prefect API: without `PREFECT_API_URL`, each would start its own temporary server,
+so this lesson uses worker processes only when an API URL is set, and threads otherwise.
+
+Run it: `python -m flows.dask_runner` (LocalCluster on the sample), or `make dask` then
+`python -m flows.dask_runner --address tcp://127.0.0.1:<port>` (the port `make dask` printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import asdict
+
+import dask.dataframe as dd
+from prefect import flow, task, unmapped
+from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_API_URL
+from prefect_dask import DaskTaskRunner, get_dask_client
+
+from tasks import settings
+from tasks.load import partition_path
+from tasks.months import Month
+from tasks.pipeline import etl_month, run_month
+from tasks.zones import load_zones
+
+
+@task(name="trips-per-borough", cache_policy=NO_CACHE)
+def trips_per_borough(root: str, service: str) -> dict[str, int]:
+    """A dask.dataframe aggregation over every written month, computed on the flow's own Dask cluster."""
+    folder = partition_path(root, "trips", service, Month(2000, 1)).split("/year=")[0]
+    with get_dask_client():
+        trips = dd.read_parquet(folder, columns=["pu_borough"], storage_options=settings.storage_options(root))
+        counts = trips.groupby("pu_borough").size().compute()
+    return {str(borough): int(n) for borough, n in counts.items()}
+
+
+def _sources(service: str, months: list[str] | None, source: str) -> tuple[list[Month], list[str]]:
+    chosen = [Month.parse(m) for m in months or settings.SAMPLE_MONTHS]
+    return chosen, [source.format(service=service, month=str(m)) for m in chosen]
+
+
+@flow(name="lesson-dask")
+def dask_months(
+    service: str = "yellow",
+    months: list[str] | None = None,
+    source: str = settings.SAMPLE_SOURCE,
+    output: str | None = None,
+    engine: str = "pandas",
+) -> dict:
+    """Map the months over the flow's Dask task runner, then aggregate the output with dask.dataframe."""
+    root, zones = output or settings.output_root(), load_zones()
+    chosen, sources = _sources(service, months, source)
+    futures = etl_month.map(sources, unmapped(service), chosen, unmapped(root), unmapped(zones), unmapped(engine))
+    summaries = [asdict(summary) for summary in futures.result()]
+    return {"months": summaries, "trips_per_borough": trips_per_borough.submit(root, service).result()}
+
+
+def sequential_months(
+    service: str = "yellow",
+    months: list[str] | None = None,
+    source: str = settings.SAMPLE_SOURCE,
+    output: str | None = None,
+    engine: str = "pandas",
+) -> list[dict]:
+    """The baseline: the same months, one after another, with the same function, in one process."""
+    root, zones = output or settings.output_root(), load_zones.fn()
+    return [
+        asdict(run_month(uri, service, m, root, zones, engine))
+        for m, uri in zip(*_sources(service, months, source), strict=True)
+    ]
+
+
+def dask_task_runner(address: str | None = None, n_workers: int = 2) -> DaskTaskRunner:
+    """A runner for an existing scheduler, or a LocalCluster (processes only when a Prefect API URL is set)."""
+    if address:
+        return DaskTaskRunner(address=address)
+    api_url = PREFECT_API_URL.value()
+    if api_url:
+        os.environ["PREFECT_API_URL"] = api_url  # worker processes read it from their environment
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": n_workers,
+            "threads_per_worker": 1,
+            "processes": bool(api_url),
+            "dashboard_address": None,
+        }
+    )
+
+
+def run(address: str | None = None, n_workers: int = 2, **parameters) -> dict:
+    """`dask_months` on a LocalCluster or an existing scheduler."""
+    return dask_months.with_options(task_runner=dask_task_runner(address, n_workers))(**parameters)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.dask_runner", description="Lesson: the Dask task runner")
+    parser.add_argument("--address", help="tcp://host:port of an existing Dask scheduler (default: a LocalCluster)")
+    parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers")
+    parser.add_argument("--engine", default="pandas", choices=("pandas", "polars"))
+    args = parser.parse_args()
+    result = run(args.address, args.workers, engine=args.engine)
+    for month in result["months"]:
+        print(f"{month['month']}: {month['rows_in']:,} rows in, {month['rows_clean']:,} clean")
+    print(f"trips per pickup borough (dask.dataframe): {result['trips_per_borough']}")
+
+
+if __name__ == "__main__":
+    main()

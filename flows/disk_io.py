@@ -1,0 +1,126 @@
+"""Lesson 3, read and write data directly instead of passing results: tasks exchange paths, not frames.
+
+What it does. Two flows compute the same report (trips per pickup borough per month) over several months:
+- `months_in_memory`: each month's task returns its trips table, the flow holds them all, and a report task
+  receives the list. Every month stays in the flow process's memory until the end.
+- `months_via_paths`: each month's task writes its partition (`tasks.pipeline.etl_month`) and returns only its
+  summary; the report task gets the paths and scans the files lazily with polars, reading just the two columns it
+  needs. At most one month is in memory at a time, in the task that is processing it.
+
+When it helps. Whenever the data is larger than you want in one process: peak memory stays at one month instead
+of growing with the number of months (`disk_io` in `benchmarks/results.md`), results need no serializer, and
+the files are there for the next flow, a notebook, or a retry. With `s3://` paths it works across machines.
+
+What it costs. Storage, and an extra read when the next step needs the data. You manage the files (this project
+keeps them as the output dataset anyway); Prefect's UI shows paths, not data.
+
+Run it: `python -m flows.disk_io` (each variant in a fresh process on the sample; prints their peak memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+
+import polars as pl
+import pyarrow as pa
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks import settings
+from tasks.extract import read_trip_file
+from tasks.measure import peak_rss_mb, run_child
+from tasks.months import Month
+from tasks.pipeline import etl_month
+from tasks.schema import normalize_table
+from tasks.transform import add_derived_columns
+from tasks.validate import split_valid
+from tasks.zones import ZoneTable, load_zones
+
+
+@task(name="month-to-table", cache_policy=NO_CACHE)
+def month_to_table(source: str, service: str, month: Month, zones: ZoneTable, engine: str) -> pa.Table:
+    """The month's clean trips, returned to the flow as an in-memory result."""
+    table = normalize_table(read_trip_file(source), service, source)
+    clean, _ = split_valid(table, month, zones.known_location_ids(), engine)
+    return add_derived_columns(clean, zones.table, engine)
+
+
+@task(name="report-from-tables", cache_policy=NO_CACHE)
+def report_from_tables(tables: list[pa.Table]) -> list[dict]:
+    frames = [pl.from_arrow(t.select(["pickup_date", "pu_borough"])) for t in tables]
+    return borough_report(pl.concat(frames).lazy())
+
+
+@task(name="report-from-paths", cache_policy=NO_CACHE)
+def report_from_paths(paths: list[str]) -> list[dict]:
+    return borough_report(pl.scan_parquet(paths, storage_options=settings.storage_options(paths[0]) or None))
+
+
+def borough_report(trips: pl.LazyFrame) -> list[dict]:
+    """Trips per month and pickup borough, sorted: the same computation whichever way the data arrives."""
+    month = pl.col("pickup_date").dt.strftime("%Y-%m").alias("month")
+    report = trips.group_by(month, "pu_borough").agg(trips=pl.len()).sort("month", "pu_borough")
+    return report.collect().to_dicts()
+
+
+def _plan(service: str, months: list[str] | None, source: str) -> list[tuple[Month, str]]:
+    chosen = [Month.parse(m) for m in months or settings.SAMPLE_MONTHS]
+    return [(m, source.format(service=service, month=str(m))) for m in chosen]
+
+
+@flow(name="lesson-disk-io-in-memory")
+def months_in_memory(
+    service: str = "yellow",
+    months: list[str] | None = None,
+    source: str = settings.SAMPLE_SOURCE,
+    engine: str = "polars",
+) -> list[dict]:
+    zones = load_zones()
+    tables = [month_to_table(uri, service, month, zones, engine) for month, uri in _plan(service, months, source)]
+    return report_from_tables(tables)
+
+
+@flow(name="lesson-disk-io-via-paths")
+def months_via_paths(
+    service: str = "yellow",
+    months: list[str] | None = None,
+    source: str = settings.SAMPLE_SOURCE,
+    engine: str = "polars",
+    output: str | None = None,
+) -> list[dict]:
+    zones, root = load_zones(), output or settings.output_root()
+    summaries = [etl_month(uri, service, month, root, zones, engine) for month, uri in _plan(service, months, source)]
+    return report_from_paths([summary.outputs["trips"] for summary in summaries])
+
+
+def compare_in_fresh_processes(months: list[str], source: str, output: str, engine: str = "polars") -> dict:
+    """Run each variant in its own process (peak memory only compares between fresh processes)."""
+    common = ["--source", source, "--output", output, "--engine", engine, *[a for m in months for a in ("--month", m)]]
+    return {variant: run_child("flows.disk_io", "--variant", variant, *common) for variant in ("memory", "paths")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.disk_io", description="Lesson: paths instead of results")
+    parser.add_argument("--variant", choices=("memory", "paths"), help="run one variant here and print JSON")
+    parser.add_argument("--month", action="append", dest="months")
+    parser.add_argument("--source", default=settings.SAMPLE_SOURCE)
+    parser.add_argument("--output", default=None)
+    parser.add_argument("--engine", default="polars")
+    args = parser.parse_args()
+    if args.variant:
+        run = {"memory": months_in_memory, "paths": months_via_paths}[args.variant]
+        extra = {"output": args.output} if args.variant == "paths" else {}
+        report = run(months=args.months, source=args.source, engine=args.engine, **extra)
+        print(json.dumps({"peak_rss_mb": round(peak_rss_mb(), 1), "report": report}))
+        return
+    output = args.output or tempfile.mkdtemp(prefix="lesson-disk-io-")
+    both = compare_in_fresh_processes(args.months or list(settings.SAMPLE_MONTHS), args.source, output, args.engine)
+    assert both["memory"]["report"] == both["paths"]["report"], "both variants must compute the same report"
+    for variant, outcome in both.items():
+        print(f"{variant:7} peak RSS of the flow process: {outcome['peak_rss_mb']:8.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

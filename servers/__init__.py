@@ -1,0 +1,146 @@
+"""Local servers for demos, lessons and tests: a Prefect server, moto S3, a Dask scheduler with two workers.
+
+Each is started on 127.0.0.1 on a free port, in its own process group, with its process id recorded under
+`.run/`; `stop` ends exactly those process groups (never anything found by name). `python -m servers --help`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from tasks import settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Start `argv` in a new process group, logging to `.run/<name>.log`; records and returns its process id."""
+    settings.RUN_DIR.mkdir(exist_ok=True)
+    with open(settings.RUN_DIR / f"{name}.log", "ab") as log:
+        process = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True
+        )
+    (settings.RUN_DIR / f"{name}.pid").write_text(str(process.pid))
+    return process.pid
+
+
+def wait_until(ready: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f} s; see {settings.RUN_DIR}/*.log")
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
+
+
+def port_open(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def write_env(name: str, variables: dict[str, str]) -> Path:
+    path = settings.RUN_DIR / f"{name}.env"
+    path.write_text("".join(f"export {key}={value}\n" for key, value in variables.items()))
+    return path
+
+
+def start_prefect() -> dict[str, str]:
+    """`prefect server start` on a free loopback port; waits for /api/health."""
+    port = free_port()
+    spawn(
+        "prefect",
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    wait_until(lambda: http_ok(f"{api}/health"), "Prefect server", timeout=180)
+    return {"PREFECT_API_URL": api}
+
+
+def start_s3() -> dict[str, str]:
+    """A standing moto S3 server (see `blocks/local_s3.py`)."""
+    port = free_port()
+    spawn("s3", [sys.executable, "-m", "blocks.local_s3"], {"TAXI_S3_PORT": str(port)})
+    wait_until(lambda: port_open(port), "moto S3")
+    return {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
+def start_dask(api_url: str, workers: int = 2) -> dict[str, str]:
+    """A `dask scheduler` and `workers` single-threaded `dask worker`s that report to Prefect at `api_url`."""
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    env = {"PREFECT_API_URL": api_url}
+    spawn(
+        "dask-scheduler",
+        [
+            str(bin_dir / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            "127.0.0.1:0",
+        ],
+        env,
+    )
+    wait_until(lambda: port_open(port), "Dask scheduler")
+    address = f"tcp://127.0.0.1:{port}"
+    for index in range(workers):
+        spawn(
+            f"dask-worker-{index}",
+            [str(bin_dir / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"],
+            env,
+        )
+    return {"TAXI_DASK_ADDRESS": address}
+
+
+def stop(names: list[str] | None = None) -> list[str]:
+    """Terminate the recorded process groups (all, or those named); returns what was stopped."""
+    stopped = []
+    for pid_file in sorted(settings.RUN_DIR.glob("*.pid")) if settings.RUN_DIR.exists() else []:
+        if names and not any(pid_file.stem.startswith(n) for n in names):
+            continue
+        pid = int(pid_file.read_text())
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            for _ in range(12):
+                try:
+                    os.kill(pid, 0)
+                    time.sleep(0.25)
+                except ProcessLookupError:
+                    break
+            else:
+                continue
+            break
+        pid_file.unlink()
+        (settings.RUN_DIR / f"{pid_file.stem}.env").unlink(missing_ok=True)
+        stopped.append(pid_file.stem)
+    return stopped

@@ -1,0 +1,122 @@
+"""Each lesson on tiny data, asserting the Prefect behaviour it teaches."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from prefect import flow
+from prefect._internal.result_records import ResultRecord
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+from prefect.utilities.annotations import opaque, quote
+
+from data.generate import write_month
+from flows import caching, compression, disk_io
+from flows.quote import describe, load_sample
+from tasks.months import Month
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+TINY_ROWS = 3_000
+
+
+@pytest.fixture(scope="module")
+def tiny_months(tmp_path_factory) -> tuple[str, list[str]]:
+    folder = tmp_path_factory.mktemp("tiny")
+    months = ["2025-01", "2025-02"]
+    for month in months:
+        write_month("yellow", Month.parse(month), TINY_ROWS, folder)
+    return str(folder / "{service}_tripdata_{month}.parquet"), months
+
+
+def task_inputs_by_name(flow_run_id) -> dict[str, dict]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {run.name: run.task_inputs for run in runs}
+
+
+def test_quote_drops_the_dependency_edge_and_opaque_keeps_it():
+    @flow
+    def edges():
+        upstream = load_sample.submit()
+        return {
+            "plain": describe.with_options(name="plain").submit(upstream).result(),
+            "opaque": describe.with_options(name="opaque").submit(opaque(upstream)).result(),
+            "quote": describe.with_options(name="quoted").submit(quote(upstream)).result(),
+        }
+
+    state = edges(return_state=True)
+    received = state.result()
+    assert received["plain"] == received["opaque"] == "DataFrame"
+    assert received["quote"].endswith("Future")
+    inputs = {name.split("-")[0]: value for name, value in task_inputs_by_name(state.state_details.flow_run_id).items()}
+    assert len(inputs["plain"]["value"]) == 1
+    assert len(inputs["opaque"]["value"]) == 1
+    assert inputs["quoted"]["value"] == []
+
+
+def test_caching_across_runs(tiny_months, tmp_path):
+    template, months = tiny_months
+    source_dir = tmp_path / "source"
+    source_dir.mkdir()
+    for month in months:
+        shutil.copy(template.format(service="yellow", month=month), source_dir)
+    source = str(source_dir / "{service}_tripdata_{month}.parquet")
+
+    def states(**options) -> list[str]:
+        return [
+            r["state"] for r in caching.cached_etl(source=source, months=months, output=str(tmp_path / "o"), **options)
+        ]
+
+    assert states() == ["Completed", "Completed"]
+    assert states() == ["Cached", "Cached"]
+    changed = source_dir / "yellow_tripdata_2025-02.parquet"
+    changed.write_bytes(changed.read_bytes())  # same content, new modification time: a new version
+    assert states() == ["Cached", "Completed"]
+    assert states(refresh=True) == ["Completed", "Completed"]
+
+
+def test_compressed_results_are_smaller_and_round_trip():
+    measured = compression.compression_lesson(rows=2_000)
+    pickle_bytes = measured["pickle"]["bytes_on_disk"]
+    for label, row in measured.items():
+        if label != "pickle":
+            assert row["bytes_on_disk"] < pickle_bytes, label
+    frame = load_sample.fn().head(2_000)
+    for label in measured:
+        stored = Path(PREFECT_LOCAL_STORAGE_PATH.value()) / compression.storage_key(label)
+        pd.testing.assert_frame_equal(ResultRecord.deserialize(stored.read_bytes()).result, frame)
+
+
+def test_disk_io_variants_compute_the_same_report(tiny_months, tmp_path):
+    source, months = tiny_months
+    in_memory = disk_io.months_in_memory(months=months, source=source)
+    via_paths = disk_io.months_via_paths(months=months, source=source, output=str(tmp_path))
+    assert in_memory == via_paths
+    assert sum(row["trips"] for row in via_paths) > 0.9 * TINY_ROWS * len(months)
+    assert {row["month"] for row in via_paths} == set(months)
+
+
+def test_parquet_serializer_round_trips_exactly():
+    from tasks.serializers import ParquetSerializer
+
+    frame = pd.DataFrame(
+        {
+            "code": pd.array([1, None, 3], dtype="Int32"),
+            "amount": [1.5, float("nan"), -2.0],
+            "flag": pd.array(["Y", None, "N"], dtype="string"),
+            "at": pd.to_datetime(["2025-01-01 08:00", None, "2025-01-31 23:59"]).as_unit("us"),
+        }
+    )
+    serializer = ParquetSerializer()
+    restored = serializer.loads(serializer.dumps(frame))
+    pd.testing.assert_frame_equal(restored, frame)
+    assert restored.dtypes.equals(frame.dtypes)
+    table = pa.table({"x": pa.array([1, None], pa.int8())})
+    assert serializer.loads(serializer.dumps(table)).equals(table)
+    with pytest.raises(TypeError, match="not dict"):
+        serializer.dumps({"not": "a frame"})

@@ -1,0 +1,84 @@
+"""The lessons that need real services: S3 (a moto server) and Dask (a LocalCluster and a real scheduler)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from prefect._internal.result_records import ResultRecord
+from prefect.settings import PREFECT_API_URL
+from prefect_aws import S3Bucket
+
+import servers
+from blocks.register import register_blocks
+from flows import dask_runner, s3_results
+from tasks import settings
+
+pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
+
+
+@pytest.fixture
+def fresh_bucket_name(s3_bucket, monkeypatch) -> str:
+    """A bucket name that does not exist yet: registration must create it."""
+    name = f"{s3_bucket}-results"
+    monkeypatch.setenv("TAXI_S3_BUCKET", name)
+    return name
+
+
+def test_block_registration_creates_the_bucket_and_is_idempotent(fresh_bucket_name, capsys):
+    assert register_blocks() == "s3-bucket/taxi-results"
+    assert f"bucket {fresh_bucket_name} on http://127.0.0.1" in capsys.readouterr().out
+    assert register_blocks() == "s3-bucket/taxi-results"
+    assert f"{fresh_bucket_name} on" in (out := capsys.readouterr().out) and out.rstrip().endswith("exists")
+    assert S3Bucket.load(settings.S3_BUCKET_BLOCK).bucket_name == fresh_bucket_name
+
+
+def test_results_land_in_the_bucket_and_load_back(fresh_bucket_name):
+    register_blocks()
+    outcome = s3_results.s3_results(months=["2025-01"])
+    keys = s3_results.list_objects(outcome["prefix"])
+    assert [key.rsplit("/", 1)[1] for key in keys] == ["yellow-2025-01-trips", "yellow-borough-counts"]
+    bucket = S3Bucket.load(settings.S3_BUCKET_BLOCK)
+    trips = ResultRecord.deserialize(bucket.read_path(keys[0])).result
+    assert isinstance(trips, pa.Table) and trips.num_rows > 0
+    counts = ResultRecord.deserialize(bucket.read_path(keys[1])).result
+    assert counts == outcome["counts"] and sum(counts.values()) == trips.num_rows
+
+
+@pytest.fixture
+def tiny_source(tmp_path) -> tuple[str, list[str]]:
+    from data.generate import write_month
+    from tasks.months import Month
+
+    months = ["2025-01", "2025-02", "2025-03"]
+    for month in months:
+        write_month("yellow", Month.parse(month), 2_000, tmp_path / "src")
+    return str(tmp_path / "src" / "{service}_tripdata_{month}.parquet"), months
+
+
+def _comparable(summaries: list[dict]) -> list[tuple]:
+    return [(s["month"], s["rows_in"], s["rows_clean"], s["quarantined_by_reason"]) for s in summaries]
+
+
+def test_local_cluster_matches_sequential(tiny_source, tmp_path):
+    source, months = tiny_source
+    sequential = dask_runner.sequential_months(months=months, source=source, output=str(tmp_path / "seq"))
+    parallel = dask_runner.run(months=months, source=source, output=str(tmp_path / "dask"))
+    assert _comparable(parallel["months"]) == _comparable(sequential)
+    assert sum(parallel["trips_per_borough"].values()) == sum(s["rows_clean"] for s in sequential)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path, monkeypatch):
+    """A real `dask scheduler` and two `dask worker`s on 127.0.0.1, reporting to the test's Prefect server."""
+    monkeypatch.setattr(settings, "RUN_DIR", tmp_path / "run")
+    variables = servers.start_dask(PREFECT_API_URL.value(), workers=2)
+    yield variables["TAXI_DASK_ADDRESS"]
+    stopped = servers.stop()
+    assert sorted(stopped) == ["dask-scheduler", "dask-worker-0", "dask-worker-1"]
+
+
+def test_existing_scheduler(dask_cluster, tiny_source, tmp_path):
+    source, months = tiny_source
+    result = dask_runner.run(address=dask_cluster, months=months, source=source, output=str(tmp_path / "out"))
+    sequential = dask_runner.sequential_months(months=months, source=source, output=str(tmp_path / "seq"))
+    assert _comparable(result["months"]) == _comparable(sequential)
