@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
 from tasks import settings
 from tasks.extract import extract
@@ -27,10 +30,16 @@ from tasks.load import load
 from tasks.months import Month
 from tasks.plan import plan_months
 from tasks.report import MonthSummary, RunSummary, publish_summary, render_markdown
-from tasks.schema import normalize
+from tasks.schema import NEW_YORK, normalize
 from tasks.transform import transform
 from tasks.validate import count_reasons, validate
 from tasks.zones import ZoneTable, load_zones
+
+
+def scheduled_time() -> datetime:
+    """When this run was scheduled for (a deployment's schedule), else now: what `latest` is resolved against."""
+    scheduled = flow_run.scheduled_start_time
+    return scheduled.astimezone(ZoneInfo(NEW_YORK)).replace(tzinfo=None) if scheduled else datetime.now()
 
 
 def process_month(service: str, month: Month, source: str, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
@@ -67,12 +76,13 @@ def taxi_etl(
     """Process `months` of `service` trips from `source` into clean and quarantined partitions under `output`.
 
     With neither months nor source it runs on the committed sample; with months only, on TLC's official files.
+    A month may be `latest`: the newest month TLC has published when the run was scheduled (for schedules).
     `source` may be one file or a template with `{service}`, `{month}`, `{year}`, `{mm}`; `output` a folder or an
     `s3://` prefix (default `TAXI_OUTPUT_ROOT` or `./output`); `zones` a zone-table CSV (default: TLC's, cached).
     """
     logger = get_run_logger()
     started = time.perf_counter()
-    plan = plan_months(service, months, source)
+    plan = plan_months(service, months, source, now=scheduled_time())
     root = output or settings.output_root()
     zone_table = load_zones(zones)
     if zone_table.is_synthetic:
@@ -115,7 +125,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         dest="months",
         metavar="YYYY-MM",
-        help="month to process; repeat for several (default: the sample's, or the source file's)",
+        help="YYYY-MM, or latest (the newest month TLC has published); repeatable (default: the sample's months)",
     )
     parser.add_argument(
         "--source",

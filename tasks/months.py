@@ -46,6 +46,15 @@ class Month:
         return f"{self.year:04d}-{self.month:02d}"
 
 
+LATEST = "latest"
+
+
+def latest_published(now: datetime, delay_months: int) -> Month:
+    """The newest month TLC has published at `now`: it publishes each month about `delay_months` later."""
+    index = now.year * 12 + (now.month - 1) - delay_months
+    return Month(index // 12, index % 12 + 1)
+
+
 def format_source(template: str, service: str, month: Month) -> str:
     """Fill a source template's `{service}`, `{month}`, `{year}` and `{mm}` placeholders."""
     return template.format(service=service, month=str(month), year=f"{month.year:04d}", mm=f"{month.month:02d}")

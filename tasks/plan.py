@@ -7,10 +7,11 @@ run before the first file is read, with a message that says what to change.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import PurePosixPath
 
 from tasks import settings
-from tasks.months import Month, MonthFormatError, format_source
+from tasks.months import LATEST, Month, MonthFormatError, format_source, latest_published
 
 _MONTH_IN_NAME = re.compile(r"(\d{4})-(\d{2})")
 
@@ -27,13 +28,24 @@ def infer_month(source: str) -> Month:
     return Month.parse(match.group(0))
 
 
-def plan_months(service: str, months: list[str] | None, source: str | None) -> list[tuple[Month, str]]:
+def resolve_month(text: str, now: datetime | None = None) -> Month:
+    """A `YYYY-MM` month, or `latest`: the newest month TLC has published at `now` (a scheduled run's time)."""
+    if str(text).strip().lower() == LATEST:
+        return latest_published(now or datetime.now(), settings.PUBLICATION_DELAY_MONTHS)
+    return Month.parse(text)
+
+
+def plan_months(
+    service: str, months: list[str] | None, source: str | None, now: datetime | None = None
+) -> list[tuple[Month, str]]:
     """`[(month, source URI)]` for one service.
 
     - no months and no source: the committed synthetic sample;
     - months and no source: TLC's official monthly files;
     - a template source (`{service}`, `{month}`, `{year}`, `{mm}`): one file per month;
     - a single file: exactly one month (given, or read from the file name).
+
+    A month may be `latest`, resolved against `now` (see `resolve_month`).
     """
     if service not in settings.SERVICES:
         raise ValueError(f"unknown service {service!r}: choose one of {', '.join(settings.SERVICES)}")
@@ -41,7 +53,7 @@ def plan_months(service: str, months: list[str] | None, source: str | None) -> l
         months, source = list(settings.SAMPLE_MONTHS), settings.SAMPLE_SOURCE
     template = source or settings.TLC_TRIP_URL
     if not is_template(template):
-        parsed = [Month.parse(m) for m in months] if months else [infer_month(template)]
+        parsed = [resolve_month(m, now) for m in months] if months else [infer_month(template)]
         if len(parsed) != 1:
             raise ValueError(
                 f"{template}: one file cannot serve {len(parsed)} months; pass one month per run or a template "
@@ -50,5 +62,5 @@ def plan_months(service: str, months: list[str] | None, source: str | None) -> l
         return [(parsed[0], template)]
     if not months:
         raise ValueError(f"{template}: a source template needs at least one month")
-    parsed = sorted({Month.parse(m) for m in months})
+    parsed = sorted({resolve_month(m, now) for m in months})
     return [(month, format_source(template, service, month)) for month in parsed]

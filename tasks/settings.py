@@ -27,6 +27,7 @@ TLC_TRIP_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/{service}_tripda
 TLC_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv"
 ZONES_CACHE = CACHE_DIR / "taxi_zone_lookup.csv"
 DOWNLOAD_TIMEOUT_SECONDS = 10
+PUBLICATION_DELAY_MONTHS = 2  # TLC publishes a month's file about two months after it ends
 
 # Validation limits (tasks/rules.py documents each rule that uses them).
 MAX_TRIP_HOURS = 24

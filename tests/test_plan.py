@@ -51,3 +51,15 @@ def test_template_source():
 def test_unknown_service():
     with pytest.raises(ValueError, match="unknown service 'blue'"):
         plan_months("blue", None, None)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [("2026-11-21", "2026-09"), ("2026-02-05", "2025-12"), ("2026-01-31", "2025-11"), ("2025-03-01", "2025-01")],
+)
+def test_latest_published_month_follows_the_run_time(now, expected):
+    from datetime import datetime
+
+    plan = plan_months("yellow", ["latest"], None, now=datetime.fromisoformat(now))
+    assert [str(month) for month, _ in plan] == [expected]
+    assert plan[0][1].endswith(f"yellow_tripdata_{expected}.parquet")
