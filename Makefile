@@ -37,9 +37,22 @@ clean:
 
 # Local servers, each on 127.0.0.1 on a free port, recorded under .run/ and stopped by `make stop`.
 # After starting one, `source .run/<name>.env` points your shell at it.
-.PHONY: server s3 dask stop bench bench-quick
+.PHONY: server pool deploy worker s3 dask stop bench bench-quick
+POOL := taxi-process
+WITH_SERVER := test -f .run/prefect.env || { echo "no Prefect server: run make server first" >&2; exit 1; }; . .run/prefect.env &&
+
 server: setup
-	$(BIN)/python -m servers start prefect
+	@test -f .run/prefect.env && echo "already running: $$(cat .run/prefect.env)" || $(BIN)/python -m servers start prefect
+
+pool: setup
+	@$(WITH_SERVER) ($(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 && echo "work pool $(POOL) exists" \
+		|| $(BIN)/prefect work-pool create $(POOL) --type process)
+
+deploy: pool
+	@$(WITH_SERVER) $(BIN)/prefect --no-prompt deploy --all
+
+worker: setup
+	@$(WITH_SERVER) $(BIN)/python -m servers start worker
 
 s3: setup
 	$(BIN)/python -m servers start s3

@@ -46,7 +46,12 @@ class Size:
 
 @contextmanager
 def prefect_server(workdir: Path) -> Iterator[str]:
-    """A real Prefect server for the whole run (Dask worker processes need its URL), stopped afterwards."""
+    """The Prefect server to run against: the configured one (as in a deployment's run), or a new one for the
+    whole run, stopped afterwards (Dask worker processes need a real server's URL)."""
+    if configured := PREFECT_API_URL.value():
+        os.environ["PREFECT_API_URL"] = configured  # for the child processes this run starts
+        yield configured
+        return
     os.environ["PREFECT_HOME"] = str(workdir / "prefect-home")  # for the server and child processes
     settings.RUN_DIR = workdir / "run"  # its own process records: never touch a server `make server` started
     variables = start_prefect()

@@ -107,6 +107,19 @@ def run(address: str | None = None, n_workers: int = 2, **parameters) -> dict:
     return dask_months.with_options(task_runner=dask_task_runner(address, n_workers))(**parameters)
 
 
+@flow(name="lesson-dask-runner")
+def dask_lesson(
+    address: str | None = None,
+    n_workers: int = 2,
+    engine: str = "pandas",
+    months: list[str] | None = None,
+    source: str = settings.SAMPLE_SOURCE,
+    output: str | None = None,
+) -> dict:
+    """The lesson as one deployable flow: `dask_months` as a subflow on the chosen Dask cluster."""
+    return run(address, n_workers, engine=engine, months=months, source=source, output=output)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.dask_runner", description="Lesson: the Dask task runner")
     parser.add_argument("--address", help="tcp://host:port of an existing Dask scheduler (default: a LocalCluster)")

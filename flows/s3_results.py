@@ -97,10 +97,16 @@ def needs_local_s3() -> bool:
     return settings.s3_endpoint_url() is None and boto3.Session().get_credentials() is None
 
 
-def demonstrate() -> dict:
+@flow(name="lesson-s3")
+def s3_results_lesson(service: str = "yellow", months: list[str] | None = None) -> dict:
+    """The whole lesson as one deployable flow: S3 (local moto if none is configured), blocks, results."""
+    return demonstrate(service, months)
+
+
+def demonstrate(service: str = "yellow", months: list[str] | None = None) -> dict:
     with local_s3() if needs_local_s3() else nullcontext():
         register_blocks()
-        result = s3_results()
+        result = s3_results(service, months)
         keys = list_objects(result["prefix"])
         first = S3Bucket.load(settings.S3_BUCKET_BLOCK).read_path(keys[-1])
         return {**result, "keys": keys, "first_object_bytes": len(first)}

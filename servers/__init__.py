@@ -64,13 +64,13 @@ def write_env(name: str, variables: dict[str, str]) -> Path:
     return path
 
 
-def start_prefect() -> dict[str, str]:
-    """`prefect server start` on a free loopback port; waits for /api/health."""
+def start_prefect(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`prefect server start` on a free loopback port (`env` added to its environment); waits for /api/health."""
     port = free_port()
     spawn(
         "prefect",
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        {"PREFECT_SERVER_ANALYTICS_ENABLED": "false"},
+        {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **(env or {})},
     )
     api = f"http://127.0.0.1:{port}/api"
     wait_until(lambda: http_ok(f"{api}/health"), "Prefect server", timeout=180)
@@ -117,6 +117,16 @@ def start_dask(api_url: str, workers: int = 2) -> dict[str, str]:
             env,
         )
     return {"TAXI_DASK_ADDRESS": address}
+
+
+WORK_POOL = "taxi-process"
+
+
+def start_worker(api_url: str, pool: str = WORK_POOL, env: dict[str, str] | None = None) -> dict[str, str]:
+    """A process worker for `pool` (each flow run's pull step sets the folder it runs in)."""
+    argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool]
+    spawn("worker", argv, {"PREFECT_API_URL": api_url, **(env or {})})
+    return {"TAXI_WORK_POOL": pool}
 
 
 def stop(names: list[str] | None = None) -> list[str]:

@@ -1,0 +1,25 @@
+"""The benchmark as a flow, so it can be deployed and run by a worker (`benchmark` in prefect.yaml).
+
+It runs `benchmarks/run.py` against the Prefect server the worker uses and returns the results document.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+
+from benchmarks import run
+
+
+@flow(name="benchmark")
+def benchmark(quick: bool = True, rows: int | None = None) -> dict:
+    """Measure every optimization against its baseline; publishes the results table as an artifact."""
+    out = Path(tempfile.mkdtemp(prefix="taxi-bench-"))
+    arguments = ["--out", str(out), *(["--quick"] if quick else []), *(["--rows", str(rows)] if rows else [])]
+    run.main(arguments)
+    create_markdown_artifact(markdown=(out / "results.md").read_text(), key="taxi-benchmark")
+    return json.loads((out / "results.json").read_text())

@@ -1,0 +1,171 @@
+"""Deployments: every prefect file checked statically, and prefect.yaml deployed and run end to end by a worker."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect import Flow
+from prefect.client.schemas.schedules import CronSchedule
+
+import servers
+from tasks import settings
+
+ROOT = settings.PROJECT_ROOT
+PREFECT_FILES = [ROOT / "prefect.yaml", *sorted((ROOT / "deploy").glob("prefect-*.yaml"))]
+BIN = Path(sys.executable).parent
+
+
+def deployments(path: Path) -> list[dict]:
+    return yaml.safe_load(path.read_text())["deployments"]
+
+
+def load_flow(entrypoint: str) -> Flow:
+    path, name = entrypoint.split(":")
+    spec = importlib.util.spec_from_file_location(f"entrypoint_{Path(path).stem}", ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in [str(key), *strings(item)]]
+    if isinstance(value, list):
+        return [s for item in value for s in strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+@pytest.mark.parametrize("path", PREFECT_FILES, ids=lambda p: p.name)
+def test_every_deployment_is_valid(path):
+    found = deployments(path)
+    assert len({d["name"] for d in found}) == len(found), "deployment names must be unique"
+    for deployment in found:
+        flow = load_flow(deployment["entrypoint"])
+        assert isinstance(flow, Flow), deployment["name"]
+        flow.validate_parameters(deployment.get("parameters") or {})
+        assert deployment["work_pool"]["name"] and deployment["description"] and deployment["tags"]
+        for schedule in deployment.get("schedules") or []:
+            CronSchedule(cron=schedule["cron"], timezone=schedule.get("timezone"))
+
+
+@pytest.mark.parametrize("path", PREFECT_FILES, ids=lambda p: p.name)
+def test_no_absolute_paths(path):
+    document = yaml.safe_load(path.read_text())
+    absolute = [s for s in strings(document) if re.match(r"^(/|~|[A-Za-z]:\\)", s)]
+    assert absolute == []
+
+
+def test_every_flow_has_a_local_deployment():
+    entrypoints = {d["entrypoint"] for d in deployments(ROOT / "prefect.yaml")}
+    for module in sorted((ROOT / "flows").glob("*.py")):
+        source = module.read_text()
+        for match in re.finditer(r"@flow\([^)]*\)\ndef (\w+)", source):
+            if match.group(1) not in {"s3_results", "dask_months"}:  # run as subflows of their lessons
+                assert f"flows/{module.name}:{match.group(1)}" in entrypoints, match.group(1)
+
+
+def test_scheduled_etl_resolves_the_latest_month():
+    by_name = {d["name"]: d for d in deployments(ROOT / "prefect.yaml")}
+    for name in ("etl-yellow", "etl-green"):
+        assert by_name[name]["parameters"]["months"] == ["latest"]
+        assert by_name[name]["schedules"] and by_name[name]["concurrency_limit"]["limit"] == 1
+
+
+# End to end: a real server, `prefect deploy --all` from a fresh copy, a process worker, every local deployment.
+
+
+def end_to_end_runs(clone: Path, out: Path) -> dict[str, list[str]]:
+    sample = str(clone / "data" / "sample" / "{service}_tripdata_{month}.parquet")
+    etl = [f"source={sample}", 'months=["2025-01"]', f"output={out}"]
+    return {
+        "taxi_etl/etl-sample": [f"output={out}"],
+        "taxi_etl/etl-yellow": etl,
+        "taxi_etl/etl-green": etl,
+        "lesson-quote/lesson-quote": [],
+        "lesson-s3/lesson-s3-results": ['months=["2025-01"]'],
+        "lesson-disk-io-via-paths/lesson-disk-io": [f"output={out / 'disk-io'}"],
+        "lesson-disk-io-in-memory/lesson-disk-io-in-memory": [],
+        "lesson-caching/lesson-caching": [f"output={out / 'caching'}"],
+        "lesson-compression/lesson-compression": ["rows=2000"],
+        "lesson-dask-runner/lesson-dask": [f"output={out / 'dask'}"],
+        "benchmark/benchmark": ["quick=true", "rows=5000"],
+    }
+
+
+def fresh_copy(destination: Path) -> Path:
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+    return destination
+
+
+def api_get(api: str, path: str) -> dict:
+    with urllib.request.urlopen(f"{api}{path}", timeout=10) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def prefect_deployment_server(tmp_path_factory):
+    """A real `prefect server` on a free loopback port, with its own home; stopped (with the worker) afterwards."""
+    base = tmp_path_factory.mktemp("deploy")
+    previous_run_dir, settings.RUN_DIR = settings.RUN_DIR, base / "run"
+    env = {**os.environ, "PREFECT_HOME": str(base / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    try:
+        api = servers.start_prefect({"PREFECT_HOME": env["PREFECT_HOME"]})["PREFECT_API_URL"]
+        yield base, api, {**env, "PREFECT_API_URL": api}
+    finally:
+        servers.stop()
+        settings.RUN_DIR = previous_run_dir
+
+
+def test_deploy_and_run_every_local_deployment(prefect_deployment_server):
+    base, api, env = prefect_deployment_server
+    clone = fresh_copy(base / "clone")
+    out = base / "out"
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [str(BIN / "prefect"), *args], cwd=clone, env={**env, "PWD": str(clone)}, capture_output=True, text=True
+    )
+    created = run("work-pool", "create", servers.WORK_POOL, "--type", "process")
+    assert created.returncode == 0, created.stdout + created.stderr
+    deployed = run("--no-prompt", "deploy", "--all")
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    flow_runs = {}
+    for name, parameters in end_to_end_runs(clone, out).items():
+        triggered = run("deployment", "run", name, *[a for p in parameters for a in ("--param", p)])
+        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+        flow_runs[name] = re.search(r"UUID: ([0-9a-f-]{36})", triggered.stdout).group(1)
+    servers.start_worker(api, env={"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_HOME": env["PREFECT_HOME"]})
+    deadline, states = time.monotonic() + 600, {}
+    while time.monotonic() < deadline:
+        states = {name: api_get(api, f"/flow_runs/{run_id}")["state"] for name, run_id in flow_runs.items()}
+        if all(state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for state in states.values()):
+            break
+        time.sleep(3)
+    summary = {name: (state["type"], (state.get("message") or "")[:300]) for name, state in states.items()}
+    assert all(kind == "COMPLETED" for kind, _ in summary.values()), summary
+    for service in ("yellow", "green"):
+        assert (out / f"trips/service={service}/year=2025/month=01/part-0.parquet").exists()
+    assert (out / "trips/service=yellow/year=2025/month=02/part-0.parquet").exists()  # etl-sample: both months
+    assert list((out / "disk-io").rglob("part-0.parquet")) and list((out / "dask").rglob("part-0.parquet"))
