@@ -33,6 +33,7 @@ from tasks import settings
 from tasks.extract import source_fingerprint
 from tasks.months import Month
 from tasks.pipeline import run_month
+from tasks.plan import sample_plan
 from tasks.zones import load_zones
 
 
@@ -69,9 +70,8 @@ def cached_etl(
     root = output or settings.output_root()
     month_task = etl_month_cached.with_options(refresh_cache=refresh)
     results = []
-    for month in months or list(settings.SAMPLE_MONTHS):
-        uri = source.format(service=service, month=month)
-        state = month_task(fingerprint(uri), service, month, root, engine, zones, return_state=True)
+    for month, uri in sample_plan(service, months, source):
+        state = month_task(fingerprint(uri), service, str(month), root, engine, zones, return_state=True)
         get_run_logger().info("%s %s: %s", service, month, state.name)
         results.append({**state.result(), "state": state.name})
     return results

@@ -33,25 +33,20 @@ from prefect.settings import PREFECT_API_URL
 from prefect_dask import DaskTaskRunner, get_dask_client
 
 from tasks import settings
-from tasks.load import partition_path
-from tasks.months import Month
+from tasks.load import dataset_path
 from tasks.pipeline import etl_month, run_month
+from tasks.plan import sample_plan
 from tasks.zones import load_zones
 
 
 @task(name="trips-per-borough", cache_policy=NO_CACHE)
 def trips_per_borough(root: str, service: str) -> dict[str, int]:
     """A dask.dataframe aggregation over every written month, computed on the flow's own Dask cluster."""
-    folder = partition_path(root, "trips", service, Month(2000, 1)).split("/year=")[0]
+    folder = dataset_path(root, "trips", service)
     with get_dask_client():
         trips = dd.read_parquet(folder, columns=["pu_borough"], storage_options=settings.storage_options(root))
         counts = trips.groupby("pu_borough").size().compute()
     return {str(borough): int(n) for borough, n in counts.items()}
-
-
-def _sources(service: str, months: list[str] | None, source: str) -> tuple[list[Month], list[str]]:
-    chosen = [Month.parse(m) for m in months or settings.SAMPLE_MONTHS]
-    return chosen, [source.format(service=service, month=str(m)) for m in chosen]
 
 
 @flow(name="lesson-dask")
@@ -64,8 +59,10 @@ def dask_months(
 ) -> dict:
     """Map the months over the flow's Dask task runner, then aggregate the output with dask.dataframe."""
     root, zones = output or settings.output_root(), load_zones()
-    chosen, sources = _sources(service, months, source)
-    futures = etl_month.map(sources, unmapped(service), chosen, unmapped(root), unmapped(zones), unmapped(engine))
+    chosen, sources = zip(*sample_plan(service, months, source), strict=True)
+    futures = etl_month.map(
+        list(sources), unmapped(service), list(chosen), unmapped(root), unmapped(zones), unmapped(engine)
+    )
     summaries = [asdict(summary) for summary in futures.result()]
     return {"months": summaries, "trips_per_borough": trips_per_borough.submit(root, service).result()}
 
@@ -79,10 +76,7 @@ def sequential_months(
 ) -> list[dict]:
     """The baseline: the same months, one after another, with the same function, in one process."""
     root, zones = output or settings.output_root(), load_zones.fn()
-    return [
-        asdict(run_month(uri, service, m, root, zones, engine))
-        for m, uri in zip(*_sources(service, months, source), strict=True)
-    ]
+    return [asdict(run_month(uri, service, m, root, zones, engine)) for m, uri in sample_plan(service, months, source)]
 
 
 def dask_task_runner(address: str | None = None, n_workers: int = 2) -> DaskTaskRunner:

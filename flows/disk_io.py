@@ -33,6 +33,7 @@ from tasks.extract import read_trip_file
 from tasks.measure import peak_rss_mb, run_child
 from tasks.months import Month
 from tasks.pipeline import etl_month
+from tasks.plan import sample_plan
 from tasks.schema import normalize_table
 from tasks.transform import add_derived_columns
 from tasks.validate import split_valid
@@ -65,11 +66,6 @@ def borough_report(trips: pl.LazyFrame) -> list[dict]:
     return report.collect().to_dicts()
 
 
-def _plan(service: str, months: list[str] | None, source: str) -> list[tuple[Month, str]]:
-    chosen = [Month.parse(m) for m in months or settings.SAMPLE_MONTHS]
-    return [(m, source.format(service=service, month=str(m))) for m in chosen]
-
-
 @flow(name="lesson-disk-io-in-memory")
 def months_in_memory(
     service: str = "yellow",
@@ -78,7 +74,7 @@ def months_in_memory(
     engine: str = "polars",
 ) -> list[dict]:
     zones = load_zones()
-    tables = [month_to_table(uri, service, month, zones, engine) for month, uri in _plan(service, months, source)]
+    tables = [month_to_table(uri, service, month, zones, engine) for month, uri in sample_plan(service, months, source)]
     return report_from_tables(tables)
 
 
@@ -91,7 +87,9 @@ def months_via_paths(
     output: str | None = None,
 ) -> list[dict]:
     zones, root = load_zones(), output or settings.output_root()
-    summaries = [etl_month(uri, service, month, root, zones, engine) for month, uri in _plan(service, months, source)]
+    summaries = [
+        etl_month(uri, service, month, root, zones, engine) for month, uri in sample_plan(service, months, source)
+    ]
     return report_from_paths([summary.outputs["trips"] for summary in summaries])
 
 
@@ -105,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.disk_io", description="Lesson: paths instead of results")
     parser.add_argument("--variant", choices=("memory", "paths"), help="run one variant here and print JSON")
     parser.add_argument("--month", action="append", dest="months")
-    parser.add_argument("--source", default=settings.SAMPLE_SOURCE)
+    parser.add_argument("--source", default=settings.SAMPLE_SOURCE, help="a template with {service} and {month}")
     parser.add_argument("--output", default=None)
     parser.add_argument("--engine", default="polars")
     args = parser.parse_args()

@@ -33,6 +33,7 @@ from blocks.register import register_blocks
 from tasks import settings
 from tasks.extract import read_trip_file
 from tasks.months import Month
+from tasks.plan import sample_plan
 from tasks.schema import normalize_table
 from tasks.serializers import ParquetSerializer
 from tasks.transform import add_derived_columns
@@ -81,7 +82,7 @@ def s3_results(service: str = "yellow", months: list[str] | None = None, source:
     """Persist each month's trips and a summary to the S3 block; return the object keys written."""
     from prefect.runtime import flow_run
 
-    trips = [clean_trips(source.format(service=service, month=m), service, m) for m in months or settings.SAMPLE_MONTHS]
+    trips = [clean_trips(uri, service, str(month)) for month, uri in sample_plan(service, months, source)]
     counts = borough_counts(trips, service)
     return {"counts": counts, "prefix": f"{RESULT_PREFIX}/{flow_run.id}/"}
 

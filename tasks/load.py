@@ -29,9 +29,14 @@ PART_NAME = "part-0.parquet"
 PARTITION_COLUMNS = ("service",)
 
 
+def dataset_path(root: str, dataset: str, service: str) -> str:
+    """The folder (or S3 prefix) of every month of one service in one dataset."""
+    return f"{root.rstrip('/')}/{dataset}/service={service}"
+
+
 def partition_path(root: str, dataset: str, service: str, month: Month) -> str:
     """The folder (or S3 prefix) of one month of one dataset."""
-    return f"{root.rstrip('/')}/{dataset}/service={service}/year={month.year:04d}/month={month.month:02d}"
+    return f"{dataset_path(root, dataset, service)}/year={month.year:04d}/month={month.month:02d}"
 
 
 def write_month(tables: dict[str, pa.Table], root: str, service: str, month: Month) -> dict[str, str]:

@@ -64,3 +64,10 @@ def plan_months(
         raise ValueError(f"{template}: a source template needs at least one month")
     parsed = sorted({resolve_month(m, now) for m in months})
     return [(month, format_source(template, service, month)) for month in parsed]
+
+
+def sample_plan(
+    service: str, months: list[str] | None, source: str = settings.SAMPLE_SOURCE
+) -> list[tuple[Month, str]]:
+    """The lessons' plan: like `plan_months`, but the committed sample's months when none are given."""
+    return plan_months(service, months or list(settings.SAMPLE_MONTHS), source)
