@@ -29,23 +29,18 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import settings
-from tasks.extract import read_trip_file
 from tasks.measure import peak_rss_mb, run_child
 from tasks.months import Month
-from tasks.pipeline import etl_month
+from tasks.pipeline import etl_month, transform_month
 from tasks.plan import sample_plan
-from tasks.schema import normalize_table
-from tasks.transform import add_derived_columns
-from tasks.validate import split_valid
 from tasks.zones import ZoneTable, load_zones
 
 
 @task(name="month-to-table", cache_policy=NO_CACHE)
 def month_to_table(source: str, service: str, month: Month, zones: ZoneTable, engine: str) -> pa.Table:
     """The month's clean trips, returned to the flow as an in-memory result."""
-    table = normalize_table(read_trip_file(source), service, source)
-    clean, _ = split_valid(table, month, zones.known_location_ids(), engine)
-    return add_derived_columns(clean, zones.table, engine)
+    _, trips, _ = transform_month(source, service, month, zones, engine)
+    return trips
 
 
 @task(name="report-from-tables", cache_policy=NO_CACHE)

@@ -31,13 +31,10 @@ from prefect_aws import S3Bucket
 from blocks.local_s3 import local_s3
 from blocks.register import register_blocks
 from tasks import settings
-from tasks.extract import read_trip_file
 from tasks.months import Month
+from tasks.pipeline import transform_month
 from tasks.plan import sample_plan
-from tasks.schema import normalize_table
 from tasks.serializers import ParquetSerializer
-from tasks.transform import add_derived_columns
-from tasks.validate import split_valid
 from tasks.zones import load_zone_table
 
 RESULT_STORAGE = f"s3-bucket/{settings.S3_BUCKET_BLOCK}"
@@ -54,10 +51,8 @@ RESULT_PREFIX = "lesson-s3"
 )
 def clean_trips(source: str, service: str, month: str) -> pa.Table:
     """One month's clean, enriched trips, persisted to S3 as parquet."""
-    zones = load_zone_table()
-    table = normalize_table(read_trip_file(source), service, source)
-    clean, _ = split_valid(table, Month.parse(month), zones.known_location_ids())
-    return add_derived_columns(clean, zones.table)
+    _, trips, _ = transform_month(source, service, Month.parse(month), load_zone_table(), "polars")
+    return trips
 
 
 @task(
@@ -68,13 +63,9 @@ def clean_trips(source: str, service: str, month: str) -> pa.Table:
 )
 def borough_counts(trips: list[pa.Table], service: str) -> dict[str, int]:
     """Trips per pickup borough over all months: a small summary, persisted as compressed JSON."""
-    counts: dict[str, int] = {}
-    for table in trips:
-        for row in table.group_by("pu_borough").aggregate([("pu_borough", "count")]).to_pylist():
-            counts[row["pu_borough"] or "unknown"] = (
-                counts.get(row["pu_borough"] or "unknown", 0) + row["pu_borough_count"]
-            )
-    return counts
+    boroughs = pa.concat_tables([table.select(["pu_borough"]) for table in trips])
+    grouped = boroughs.group_by("pu_borough").aggregate([("pu_borough", "count")]).to_pylist()
+    return {row["pu_borough"] or "unknown": row["pu_borough_count"] for row in grouped}
 
 
 @flow(name="lesson-s3-results")

@@ -129,27 +129,40 @@ def start_worker(api_url: str, pool: str = WORK_POOL, env: dict[str, str] | None
     return {"TAXI_WORK_POOL": pool}
 
 
+def _gone(pid: int, within: float = 3.0) -> bool:
+    """True once process `pid` has exited, waiting at most `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:  # started by this process: reap it, or it lingers as a zombie
+                return True
+        except ChildProcessError:  # started by an earlier command (`make dask`, ...): just look for it
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+        time.sleep(0.25)
+    return False
+
+
+def _terminate_group(pid: int) -> None:
+    """SIGTERM the process group `pid` leads, then SIGKILL if it is still there after a few seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        if _gone(pid):
+            return
+
+
 def stop(names: list[str] | None = None) -> list[str]:
     """Terminate the recorded process groups (all, or those named); returns what was stopped."""
     stopped = []
     for pid_file in sorted(settings.RUN_DIR.glob("*.pid")) if settings.RUN_DIR.exists() else []:
         if names and not any(pid_file.stem.startswith(n) for n in names):
             continue
-        pid = int(pid_file.read_text())
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
-            for _ in range(12):
-                try:
-                    os.kill(pid, 0)
-                    time.sleep(0.25)
-                except ProcessLookupError:
-                    break
-            else:
-                continue
-            break
+        _terminate_group(int(pid_file.read_text()))
         pid_file.unlink()
         (settings.RUN_DIR / f"{pid_file.stem}.env").unlink(missing_ok=True)
         stopped.append(pid_file.stem)

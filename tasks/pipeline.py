@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -23,16 +24,25 @@ from tasks.validate import count_reasons, split_valid
 from tasks.zones import ZoneTable
 
 
+def transform_month(
+    source: str, service: str, month: Month, zones: ZoneTable, engine: str
+) -> tuple[int, pa.Table, pa.Table]:
+    """Read, normalize, validate and transform one month: (rows in, enriched clean trips, quarantined rows).
+
+    Only the outputs outlive the call, so each intermediate stage is freed as soon as the next exists.
+    """
+    table = normalize_table(read_trip_file(source), service, source)
+    rows_in = table.num_rows
+    clean, quarantine = split_valid(table, month, zones.known_location_ids(), engine)
+    del table  # peak memory is what limits a month
+    return rows_in, add_derived_columns(clean, zones.table, engine), quarantine
+
+
 def run_month(source: str, service: str, month: Month, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
     """Extract, normalize, validate, transform and load one month; returns its summary (no tables are kept)."""
     summary = MonthSummary(service=service, month=str(month), source=source)
     started = time.perf_counter()
-    table = normalize_table(read_trip_file(source), service, source)
-    summary.rows_in = table.num_rows
-    clean, quarantine = split_valid(table, month, zones.known_location_ids(), engine)
-    del table  # drop each stage as soon as the next exists: peak memory is what limits a month
-    trips = add_derived_columns(clean, zones.table, engine)
-    del clean
+    summary.rows_in, trips, quarantine = transform_month(source, service, month, zones, engine)
     summary.outputs = write_month({"trips": trips, "quarantine": quarantine}, root, service, month)
     summary.rows_clean, summary.rows_quarantined = trips.num_rows, quarantine.num_rows
     summary.quarantined_by_reason = count_reasons(quarantine)

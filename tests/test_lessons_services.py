@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pyarrow as pa
 import pytest
 from prefect._internal.result_records import ResultRecord
@@ -73,8 +75,12 @@ def dask_cluster(tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "RUN_DIR", tmp_path / "run")
     variables = servers.start_dask(PREFECT_API_URL.value(), workers=2)
     yield variables["TAXI_DASK_ADDRESS"]
+    pids = [int(path.read_text()) for path in settings.RUN_DIR.glob("*.pid")]
     stopped = servers.stop()
     assert sorted(stopped) == ["dask-scheduler", "dask-worker-0", "dask-worker-1"]
+    for pid in pids:  # stopped means gone, by the recorded process id
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_existing_scheduler(dask_cluster, tiny_source, tmp_path):
