@@ -48,8 +48,8 @@ pool: setup
 	@$(WITH_SERVER) ($(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 && echo "work pool $(POOL) exists" \
 		|| $(BIN)/prefect work-pool create $(POOL) --type process)
 
-deploy: pool
-	@$(WITH_SERVER) $(BIN)/prefect --no-prompt deploy --all
+deploy: setup
+	@$(WITH_SERVER) $(BIN)/python -m servers deploy
 
 worker: setup
 	@$(WITH_SERVER) $(BIN)/python -m servers start worker

@@ -21,8 +21,9 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.states import Failed, State
 
 from tasks import settings
 from tasks.extract import extract
@@ -42,19 +43,25 @@ def scheduled_time() -> datetime:
     return scheduled.astimezone(ZoneInfo(NEW_YORK)).replace(tzinfo=None) if scheduled else datetime.now()
 
 
+def for_month(step: Task, service: str, month: Month) -> Task:
+    """`step` with its task runs named after their work (`extract-yellow-2025-01`), so the UI's run graph and Task
+    Runs tab say which month each step belongs to."""
+    return step.with_options(task_run_name=f"{step.name}-{service}-{month}")
+
+
 def process_month(service: str, month: Month, source: str, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
     """One month through every step, timing each; any failure stops before `load`, so nothing is written."""
     result = MonthSummary(service=service, month=str(month), source=source)
     with result.timed("extract"):
-        raw = extract(source)
+        raw = for_month(extract, service, month)(source)
     with result.timed("normalize"):
-        table = normalize(raw, service, source)
+        table = for_month(normalize, service, month)(raw, service, source)
     with result.timed("validate"):
-        clean, quarantine = validate(table, month, zones.known_location_ids(), engine)
+        clean, quarantine = for_month(validate, service, month)(table, month, zones.known_location_ids(), engine)
     with result.timed("transform"):
-        trips = transform(clean, zones.table, engine)
+        trips = for_month(transform, service, month)(clean, zones.table, engine)
     with result.timed("load"):
-        result.outputs = load(trips, quarantine, root, service, month)
+        result.outputs = for_month(load, service, month)(trips, quarantine, root, service, month)
     result.rows_in, result.rows_clean, result.rows_quarantined = (
         table.num_rows,
         trips.num_rows,
@@ -72,41 +79,56 @@ def taxi_etl(
     output: str | None = None,
     engine: Literal["polars", "pandas"] = "polars",
     zones: str | None = None,
-) -> dict:
+) -> dict | State:
     """Process `months` of `service` trips from `source` into clean and quarantined partitions under `output`.
 
     With neither months nor source it runs on the committed sample; with months only, on TLC's official files.
     A month may be `latest`: the newest month TLC has published when the run was scheduled (for schedules).
     `source` may be one file or a template with `{service}`, `{month}`, `{year}`, `{mm}`; `output` a folder or an
-    `s3://` prefix (default `TAXI_OUTPUT_ROOT` or `./output`); `zones` a zone-table CSV (default: TLC's, cached).
+    `s3://` prefix (default `TAXI_OUTPUT_ROOT` or `./output`; for the sample, `./output/sample`, so synthetic months
+    never land in the lake); `zones` a zone-table CSV (default: TLC's, cached).
+
+    Months run in order; the first that fails ends the run as Failed with the month and the error as its message
+    (months before it stay written). The summary artifact is published either way.
     """
     logger = get_run_logger()
     started = time.perf_counter()
     plan = plan_months(service, months, source, now=scheduled_time())
-    root = output or settings.output_root()
+    root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, source) else settings.output_root())
     zone_table = load_zones(zones)
     if zone_table.is_synthetic:
         logger.warning("Zone names and boroughs come from the synthetic stand-in: %s", zone_table.origin)
     summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=zone_table.origin)
-    try:
-        for month, month_source in plan:
-            logger.info("%s %s: reading %s", service, month, month_source)
+    for month, month_source in plan:
+        logger.info("%s %s: reading %s", service, month, month_source)
+        try:
             done = process_month(service, month, month_source, root, zone_table, engine)
-            summary.months.append(done)
-            logger.info(
-                "%s %s: %s rows in, %s clean, %s quarantined %s",
-                service,
-                month,
-                f"{done.rows_in:,}",
-                f"{done.rows_clean:,}",
-                f"{done.rows_quarantined:,}",
-                done.quarantined_by_reason,
-            )
-    finally:
-        summary.seconds = round(time.perf_counter() - started, 2)
-        if summary.months:
-            publish_summary(summary)
+        except Exception as error:  # the failed task run has logged the traceback; the month wrote nothing
+            summary.failure = f"{service} {month}: {type(error).__name__}: {error}"
+            break
+        summary.months.append(done)
+        logger.info(
+            "%s %s: %s rows in, %s clean, %s quarantined %s",
+            service,
+            month,
+            f"{done.rows_in:,}",
+            f"{done.rows_clean:,}",
+            f"{done.rows_quarantined:,}",
+            done.quarantined_by_reason,
+        )
+    summary.seconds = round(time.perf_counter() - started, 2)
+    publish_summary(summary)
+    if summary.failure:
+        # A Failed state, not a re-raised exception: the flow run fails with this message, and its log holds one
+        # traceback for one error (the task's) instead of the same one twice.
+        logger.error("Run failed at %s; months before it were written, later ones were not started", summary.failure)
+        return Failed(message=summary.failure)
     return summary.to_dict()
+
+
+def uses_sample(months: list[str] | None, source: str | None) -> bool:
+    """True when the run reads the committed synthetic sample: its output then goes to the sample's own root."""
+    return not months and not source
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -133,7 +155,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a local path, http(s):// or s3:// URL of a parquet/CSV(.gz) file, or a template with "
         "{service} and {month} (default: TLC's official file for each month)",
     )
-    parser.add_argument("--output", metavar="DIR|s3://...", help="output root (default: $TAXI_OUTPUT_ROOT or ./output)")
+    parser.add_argument(
+        "--output",
+        metavar="DIR|s3://...",
+        help="output root (default: $TAXI_OUTPUT_ROOT or ./output; ./output/sample for the sample)",
+    )
     parser.add_argument("--engine", choices=("polars", "pandas"), default="polars", help="dataframe engine")
     parser.add_argument("--zones", metavar="CSV", help="zone table CSV (default: TLC's, downloaded and cached)")
     return parser.parse_args(argv)

@@ -7,6 +7,7 @@ Each is started on 127.0.0.1 on a free port, in its own process group, with its 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -65,14 +66,24 @@ def write_env(name: str, variables: dict[str, str]) -> Path:
 
 
 def start_prefect(env: dict[str, str] | None = None) -> dict[str, str]:
-    """`prefect server start` on a free loopback port (`env` added to its environment); waits for /api/health."""
+    """`prefect server start` on a free loopback port; waits for /api/health.
+
+    The server keeps its database in its own home, `.run/prefect-home/` (unless `env` sets `PREFECT_HOME`), so the
+    UI shows this project's runs only, not whatever else ran on the machine under `~/.prefect`. The UI is told the
+    API's real address: by default it would call port 4200, which is another server or none.
+    """
     port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
     spawn(
         "prefect",
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", **(env or {})},
+        {
+            "PREFECT_HOME": str(settings.RUN_DIR / "prefect-home"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_UI_API_URL": api,
+            **(env or {}),
+        },
     )
-    api = f"http://127.0.0.1:{port}/api"
     wait_until(lambda: http_ok(f"{api}/health"), "Prefect server", timeout=180)
     return {"PREFECT_API_URL": api}
 
@@ -122,11 +133,47 @@ def start_dask(api_url: str, workers: int = 2) -> dict[str, str]:
 WORK_POOL = "taxi-process"
 
 
-def start_worker(api_url: str, pool: str = WORK_POOL, env: dict[str, str] | None = None) -> dict[str, str]:
-    """A process worker for `pool` (each flow run's pull step sets the folder it runs in)."""
+def start_worker(api_url: str, pool: str = WORK_POOL, env: dict[str, str] | None = None) -> int:
+    """A process worker for `pool` (each flow run's pull step sets the folder it runs in); returns its process id."""
     argv = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool]
-    spawn("worker", argv, {"PREFECT_API_URL": api_url, **(env or {})})
-    return {"TAXI_WORK_POOL": pool}
+    return spawn("worker", argv, {"PREFECT_API_URL": api_url, **(env or {})})
+
+
+# `prefect deploy` prints how to start a worker after every deployment while none is online (eleven times here),
+# and `work-pool create` once more; this project starts its worker with `make worker`, said once at the end.
+_WORKER_HINTS = ("start a worker", "prefect worker start", "work pool:")
+
+
+def deploy_all(pool: str = WORK_POOL, cwd: Path = settings.PROJECT_ROOT) -> int:
+    """Create the process work pool `pool` if it is missing, then `prefect --no-prompt deploy --all` from `cwd`.
+
+    Prefect's own output is passed through, less its repeated worker hints; returns the deploy's exit code.
+    """
+    prefect = [sys.executable, "-m", "prefect"]
+    wide = {**os.environ, "COLUMNS": "100"}  # rich wraps at 80 columns when piped
+    if subprocess.run([*prefect, "work-pool", "inspect", pool], capture_output=True, env=wide).returncode == 0:
+        print(f"work pool {pool} exists")
+    else:
+        created = subprocess.run(
+            [*prefect, "work-pool", "create", pool, "--type", "process"], capture_output=True, text=True, env=wide
+        )
+        if created.returncode != 0:
+            print(created.stdout + created.stderr, file=sys.stderr)
+            return created.returncode
+        print(f"created work pool {pool} (type process)")
+    deployed = subprocess.run(  # PWD is what prefect.yaml's `{{ $PWD }}` pull step records
+        [*prefect, "--no-prompt", "deploy", "--all"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**wide, "PWD": str(cwd)},
+    )
+    kept = [line for line in deployed.stdout.splitlines() if not any(hint in line for hint in _WORKER_HINTS)]
+    print(re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip())
+    print(deployed.stderr, end="", file=sys.stderr)
+    if deployed.returncode == 0:
+        print(f"\nTo run these deployments, start a worker for {pool}: make worker")
+    return deployed.returncode
 
 
 def _gone(pid: int, within: float = 3.0) -> bool:

@@ -1,4 +1,4 @@
-"""`python -m servers start prefect|s3|dask` and `python -m servers stop [name ...]` (used by the Makefile)."""
+"""`python -m servers start prefect|s3|dask|worker`, `deploy` and `stop [name ...]` (used by the Makefile)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from servers import start_dask, start_prefect, start_s3, start_worker, stop, write_env
+import servers
+from servers import deploy_all, start_dask, start_prefect, start_s3, start_worker, stop, write_env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,10 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("name", choices=("prefect", "s3", "dask", "worker"))
     finish = commands.add_parser("stop", help="stop servers this project started (all by default)")
     finish.add_argument("names", nargs="*")
+    commands.add_parser("deploy", help="create the work pool if missing, then deploy every flow in prefect.yaml")
     args = parser.parse_args(argv)
     if args.command == "stop":
         print(f"stopped: {', '.join(stop(args.names)) or 'nothing was running'}")
         return 0
+    if args.command == "deploy":
+        return deploy_all()
     if args.name in ("dask", "worker"):
         api_url = os.environ.get("PREFECT_API_URL")
         if not api_url:
@@ -29,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 2
-        variables = start_dask(api_url) if args.name == "dask" else start_worker(api_url)
+        if args.name == "worker":
+            start_worker(api_url)
+            print(f"worker started for work pool {servers.WORK_POOL} (log: .run/worker.log); stop it with make stop")
+            return 0
+        variables = start_dask(api_url)
     else:
         variables = {"prefect": start_prefect, "s3": start_s3}[args.name]()
     path = write_env(args.name, variables)

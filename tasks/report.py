@@ -46,6 +46,7 @@ class RunSummary:
     zones_origin: str
     months: list[MonthSummary] = field(default_factory=list)
     seconds: float = 0.0
+    failure: str = ""  # "<service> <month>: <error>" when a month failed and ended the run
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -69,11 +70,13 @@ def render_markdown(summary: RunSummary) -> str:
             f"| {month.month} | {month.rows_in:,} | {month.rows_clean:,} | {month.rows_quarantined:,} "
             f"| {reasons} | {steps} |"
         )
+    if summary.failure:
+        lines += ["", f"**Failed:** {summary.failure}. Nothing was written for that month or any after it."]
     lines += ["", "Outputs:", *(f"- `{uri}`" for month in summary.months for uri in month.outputs.values())]
     return "\n".join(lines)
 
 
-@task(name="publish-summary")
+@task(name="publish-summary", task_run_name="publish-summary-{summary.service}")
 def publish_summary(summary: RunSummary) -> str:
     """Publish the run summary as a markdown artifact (shown on the flow run's Artifacts tab)."""
     markdown = render_markdown(summary)

@@ -38,6 +38,10 @@ MAX_AVG_SPEED_MPH = 100
 PARQUET_COMPRESSION = "zstd"
 
 
+# Synthetic data never lands in the lake: runs on the committed sample write here unless told otherwise.
+SAMPLE_OUTPUT_ROOT = str(PROJECT_ROOT / "output" / "sample")
+
+
 def output_root() -> str:
     """Where `taxi_etl` writes: `TAXI_OUTPUT_ROOT` (a folder or an `s3://` prefix), else `./output`."""
     return os.environ.get("TAXI_OUTPUT_ROOT", str(PROJECT_ROOT / "output"))

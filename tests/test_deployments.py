@@ -11,7 +11,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -128,29 +130,83 @@ def api_get(api: str, path: str) -> dict:
 
 @pytest.fixture(scope="module")
 def prefect_deployment_server(tmp_path_factory):
-    """A real `prefect server` on a free loopback port, with its own home; stopped (with the worker) afterwards."""
+    """A real `prefect server` started as `make server` starts it, with its own home; stopped (with the worker)
+    afterwards. Its scheduler loops every 5 s instead of 60 s, so a schedule's runs appear quickly."""
     base = tmp_path_factory.mktemp("deploy")
     previous_run_dir, settings.RUN_DIR = settings.RUN_DIR, base / "run"
     env = {**os.environ, "PREFECT_HOME": str(base / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     try:
-        api = servers.start_prefect({"PREFECT_HOME": env["PREFECT_HOME"]})["PREFECT_API_URL"]
+        api = servers.start_prefect(
+            {"PREFECT_HOME": env["PREFECT_HOME"], "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}
+        )["PREFECT_API_URL"]
         yield base, api, {**env, "PREFECT_API_URL": api}
     finally:
         servers.stop()
         settings.RUN_DIR = previous_run_dir
 
 
-def test_deploy_and_run_every_local_deployment(prefect_deployment_server):
-    base, api, env = prefect_deployment_server
+@pytest.fixture(scope="module")
+def deployed(prefect_deployment_server):
+    """A fresh copy of the project deployed the way `make deploy` does it: `(clone, deploy's output)`."""
+    base, _, env = prefect_deployment_server
     clone = fresh_copy(base / "clone")
+    result = subprocess.run(
+        [sys.executable, "-m", "servers", "deploy"],
+        cwd=clone,
+        env={**env, "PWD": str(clone)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return clone, result.stdout
+
+
+def test_deploy_says_once_how_to_start_the_worker(deployed):
+    _, printed = deployed
+    assert printed.count("make worker") == 1 and "prefect worker start" not in printed
+    assert printed.count("successfully created") == len(deployments(ROOT / "prefect.yaml"))
+
+
+def test_the_ui_is_served_and_pointed_at_its_own_server(prefect_deployment_server):
+    _, api, _ = prefect_deployment_server
+    assert api_get(api.removesuffix("/api"), "/ui-settings")["api_url"] == api
+    with urllib.request.urlopen(api.removesuffix("/api") + "/", timeout=10) as page:
+        assert page.status == 200 and "<html" in page.read().decode().lower()
+
+
+def scheduled_runs(api: str, deployment_id: str) -> list[dict]:
+    query = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": ["SCHEDULED"]}}}}
+    request = urllib.request.Request(
+        f"{api}/flow_runs/filter", data=json.dumps(query).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_monthly_schedules_create_runs_on_the_server(prefect_deployment_server, deployed):
+    """The server's own scheduler (not the test) turns each deployed schedule into scheduled flow runs."""
+    _, api, _ = prefect_deployment_server
+    new_york = ZoneInfo("America/New_York")
+    for name in ("etl-yellow", "etl-green"):
+        deployment = api_get(api, f"/deployments/name/taxi_etl/{name}")
+        deadline, runs = time.monotonic() + 120, []
+        while not runs and time.monotonic() < deadline:
+            runs = scheduled_runs(api, deployment["id"])
+            time.sleep(1)
+        assert runs, f"{name}: the server created no scheduled run within 120 s"
+        for run in runs:
+            starts = datetime.fromisoformat(run["expected_start_time"]).astimezone(new_york)
+            assert run["auto_scheduled"] and (starts.day, starts.hour, starts.minute) == (5, 6, 0), run
+            assert starts > datetime.now(new_york)
+
+
+def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deployed):
+    base, api, env = prefect_deployment_server
+    clone, _ = deployed
     out = base / "out"
     run = lambda *args: subprocess.run(  # noqa: E731
         [str(BIN / "prefect"), *args], cwd=clone, env={**env, "PWD": str(clone)}, capture_output=True, text=True
     )
-    created = run("work-pool", "create", servers.WORK_POOL, "--type", "process")
-    assert created.returncode == 0, created.stdout + created.stderr
-    deployed = run("--no-prompt", "deploy", "--all")
-    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     flow_runs = {}
     for name, parameters in end_to_end_runs(clone, out).items():
         triggered = run("deployment", "run", name, *[a for p in parameters for a in ("--param", p)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -109,3 +110,50 @@ def test_command_line_runs_the_sample_for_both_services(tmp_path, capsys):
 def test_command_line_reports_errors(tmp_path, capsys):
     assert main(["--month", "2025-1", "--source", str(SAMPLE), "--output", str(tmp_path)]) == 1
     assert "malformed month '2025-1'" in capsys.readouterr().err
+
+
+def _flow_run_logs(flow_run_id, until: str, timeout: float = 30) -> list[str]:
+    """The flow run's log messages as the server stored them (they arrive in batches), once `until` is among them."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            messages = [log.message for log in logs]
+            if any(until in message for message in messages) or time.monotonic() > deadline:
+                return messages
+            time.sleep(0.5)
+
+
+def test_task_runs_are_named_after_their_month(tmp_path):
+    state = taxi_etl(service="green", output=str(tmp_path), return_state=True)
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    names = {run.name for run in runs}
+    for month in settings.SAMPLE_MONTHS:
+        for step in ("extract", "normalize", "validate", "transform", "load"):
+            assert f"{step}-green-{month}" in names, sorted(names)
+    assert "publish-summary-green" in names
+
+
+def test_a_failed_month_logs_one_traceback_and_still_publishes_the_summary(tmp_path):
+    bad = tmp_path / "green_tripdata_2025-01.parquet"
+    _without_total(bad)  # normalize fails: a task without retries, which logs its own traceback
+    state = taxi_etl(service="green", source=str(bad), output=str(tmp_path / "out"), return_state=True)
+    assert state.is_failed() and "green 2025-01" in state.message
+    messages = _flow_run_logs(state.state_details.flow_run_id, until="Finished in state Failed")
+    assert sum(message.count("Traceback (most recent call last)") for message in messages) == 1, messages
+    assert "missing required column(s) total_amount" in Artifact.get("taxi-etl-green").data
+
+
+def test_the_sample_never_lands_in_the_lake(tmp_path, monkeypatch):
+    lake, sample_root = tmp_path / "lake", tmp_path / "sample"
+    monkeypatch.setenv("TAXI_OUTPUT_ROOT", str(lake))
+    monkeypatch.setattr(settings, "SAMPLE_OUTPUT_ROOT", str(sample_root))
+    summary = taxi_etl(service="green")
+    assert summary["output_root"] == str(sample_root)
+    assert (sample_root / "trips/service=green/year=2025/month=01/part-0.parquet").exists()
+    assert not lake.exists()
