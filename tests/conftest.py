@@ -4,7 +4,9 @@ tests never touch the user's ~/.prefect; one Prefect test server serves the whol
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
+import socket
 import tempfile
 import threading
 import uuid
@@ -25,6 +27,40 @@ from tasks import settings  # noqa: E402
 from tasks.zones import ZoneTable, synthetic_zone_table  # noqa: E402
 
 REAL_DATA = settings.PROJECT_ROOT.parent / "shared" / "data" / "tlc"
+
+
+class OutboundNetworkBlocked(ConnectionRefusedError):
+    """A test tried to reach a host outside this machine (TLC, AWS, ...): tests must not depend on being online."""
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_outbound_network():
+    """Every connection this test process opens goes to loopback (the test's own servers) or fails at once, so a
+    test behaves the same on a machine with or without internet. Subprocesses are given loopback URLs only."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refuse_outbound(sock: socket.socket, address) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(str(address[0])):
+            raise OutboundNetworkBlocked(f"tests may not reach {address[0]}:{address[1]}")
+
+    def connect(sock, address):
+        refuse_outbound(sock, address)
+        return real_connect(sock, address)
+
+    def connect_ex(sock, address):
+        refuse_outbound(sock, address)
+        return real_connect_ex(sock, address)
+
+    socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+    yield
+    socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
 
 
 @pytest.fixture(scope="session")

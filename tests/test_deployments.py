@@ -68,6 +68,21 @@ def test_no_absolute_paths(path):
     assert absolute == []
 
 
+# The job variables each worker type accepts: prefect-docker's DockerWorkerJobConfiguration fields (prefect-docker is
+# not installed here: no Docker engine) and the base fields every worker shares. A name outside the set is ignored.
+BASE_JOB_VARIABLES = {"command", "env", "labels", "name"}
+DOCKER_JOB_VARIABLES = BASE_JOB_VARIABLES | {
+    "image", "registry_credentials", "image_pull_policy", "networks", "network_mode", "auto_remove", "volumes",
+    "stream_output", "mem_limit", "memswap_limit", "privileged", "container_create_kwargs",
+}  # fmt: skip
+
+
+def test_docker_job_variables_are_ones_the_docker_worker_reads():
+    for deployment in deployments(ROOT / "deploy" / "prefect-docker.yaml"):
+        unknown = set(deployment["work_pool"].get("job_variables") or {}) - DOCKER_JOB_VARIABLES
+        assert not unknown, (deployment["name"], unknown)
+
+
 def test_every_flow_has_a_local_deployment():
     entrypoints = {d["entrypoint"] for d in deployments(ROOT / "prefect.yaml")}
     for module in sorted((ROOT / "flows").glob("*.py")):
