@@ -1,0 +1,34 @@
+# The image for the Docker and Kubernetes work pools (deploy/prefect-docker.yaml, deploy/prefect-kubernetes.yaml) and
+# for Dask workers on a cluster: the project in /opt/nyc-taxi-prefect with the exact pinned set from constraints.txt.
+#
+#   docker build -t registry.example.com/nyc-taxi-prefect:1 .
+#   docker run --rm registry.example.com/nyc-taxi-prefect:1 python -m flows.etl        # the sample, offline
+#   docker run --rm registry.example.com/nyc-taxi-prefect:1 dask worker tcp://SCHEDULER:8786 --nthreads 1
+#
+# Not built by this project's tests (no Docker engine here); tests/test_deployments.py checks it statically.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PREFECT_SERVER_ANALYTICS_ENABLED=false
+
+WORKDIR /opt/nyc-taxi-prefect
+
+# The runtime dependencies first, at the tested pins, so a code change does not reinstall them.
+COPY constraints.txt pyproject.toml README.md ./
+RUN pip install --no-cache-dir "$(grep '^uv==' constraints.txt)" \
+    && uv pip install --system --no-cache --constraint constraints.txt -r pyproject.toml
+
+# The project itself, editable so settings.PROJECT_ROOT is this folder (the sample and zone table live in data/);
+# flows run from here, which is the WORKDIR the deployments' empty pull step relies on.
+COPY flows flows
+COPY tasks tasks
+COPY blocks blocks
+COPY data data
+COPY servers servers
+COPY benchmarks benchmarks
+RUN uv pip install --system --no-cache --no-deps --editable .
+
+RUN useradd --create-home --uid 1000 taxi && chown -R taxi /opt/nyc-taxi-prefect
+USER taxi
+CMD ["python", "-m", "flows.etl", "--help"]
