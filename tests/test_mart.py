@@ -1,0 +1,162 @@
+"""The daily pickup-zone mart: both engines give the same table, its totals reconcile with the lake, and the Dask
+path runs as users run it (a `taxi-mart` flow on a DaskTaskRunner LocalCluster, against the test server)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from polars.testing import assert_frame_equal
+
+from flows import mart as mart_flow
+from tasks import settings
+from tasks.mart import EmptyLakeError, dask_mart, polars_mart, read_mart
+from tasks.months import Month
+from tasks.pipeline import run_month
+from tasks.plan import sample_plan
+from tasks.zones import JFK, UNKNOWN_ZONE, ZoneTable, synthetic_zone_table
+from tests.factories import trips as canonical_trips
+
+MARCH = Month(2025, 3)
+DAY = datetime(2025, 3, 10, 8, 0)
+
+
+def trip(pickup: datetime | None, **changes) -> dict:
+    """A trip of 3 miles in 15 minutes (12 mph) picked up at `pickup` in JFK, changed by `changes`."""
+    dropoff = (pickup or DAY) + timedelta(minutes=15)
+    return {"pickup_datetime": pickup, "dropoff_datetime": dropoff, "pu_location_id": JFK, **changes}
+
+
+# A hand-made March: every way a quarantined row can or cannot be placed in a cell.
+MARCH_ROWS = [
+    trip(DAY, total_amount=25.0, tip_amount=4.0),  # clean
+    trip(DAY + timedelta(hours=1), total_amount=50.0, tip_amount=0.0),  # clean
+    trip(DAY + timedelta(hours=2), total_amount=0.0),  # quarantined, placed on (2025-03-10, JFK)
+    trip(None),  # quarantined (no pickup time): in no cell
+    trip(DAY, pu_location_id=None),  # quarantined (no pickup zone): in no cell
+    trip(datetime(2025, 2, 27, 9, 0)),  # quarantined (pickup outside March): in no cell, not on Feb 27 either
+    trip(DAY + timedelta(days=1), pu_location_id=UNKNOWN_ZONE),  # quarantined, placed on (2025-03-11, zone 264)
+]
+
+
+def publish_month(source: str, service: str, month: Month, root: str, zones: ZoneTable) -> dict[str, str]:
+    return run_month(source, service, month, root, zones, "polars").outputs
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory) -> tuple[str, list[dict[str, str]]]:
+    """A lake written by the real pipeline from the committed sample plus the hand-made March: (root, the files
+    each month published). Decoys beside the published files (a staged write, a `_versions` folder) must be
+    ignored, as a versioned commit leaves them."""
+    folder = tmp_path_factory.mktemp("mart")
+    root, zones = str(folder / "lake"), ZoneTable(synthetic_zone_table(), "synthetic stand-in")
+    march = folder / "yellow_tripdata_2025-03.parquet"
+    pq.write_table(canonical_trips(*MARCH_ROWS), march)
+    outputs = [publish_month(str(march), "yellow", MARCH, root, zones)]
+    for service in settings.SERVICES:
+        outputs += [publish_month(source, service, month, root, zones) for month, source in sample_plan(service, None)]
+    published = Path(outputs[-1]["trips"])
+    (published.parent / "_versions" / "v0").mkdir(parents=True)
+    shutil.copy(published, published.parent / "_versions" / "v0" / published.name)
+    shutil.copy(published, published.parent / f".{published.name}.0123.tmp")
+    return root, outputs
+
+
+def as_frame(table: pa.Table) -> pl.DataFrame:
+    return pl.from_arrow(table)
+
+
+def placed_quarantine_rows(quarantine_file: str) -> int:
+    """Independently of tasks/mart.py: quarantined rows with a pickup time and zone inside the file's month."""
+    month_folder = Path(quarantine_file).parent
+    year, month = int(month_folder.parent.name.split("=")[1]), int(month_folder.name.split("=")[1])
+    table = pq.read_table(quarantine_file, columns=["pickup_datetime", "pu_location_id"])
+    pickup = table.column("pickup_datetime")
+    placed = pc.and_(
+        pc.and_(pc.is_valid(pickup), pc.is_valid(table.column("pu_location_id"))),
+        pc.and_(pc.equal(pc.year(pickup), year), pc.equal(pc.month(pickup), month)),
+    )
+    return pc.sum(pc.cast(pc.fill_null(placed, False), pa.int64())).as_py()
+
+
+def test_both_engines_give_the_same_mart(lake):
+    root, _ = lake
+    by_polars, by_dask = as_frame(polars_mart(root)), as_frame(dask_mart(root))
+    assert by_polars.height > 10_000
+    assert_frame_equal(by_polars, by_dask, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_totals_reconcile_with_the_lake(lake):
+    root, outputs = lake
+    mart = as_frame(polars_mart(root))
+    clean_rows = sum(pq.read_metadata(month["trips"]).num_rows for month in outputs)
+    assert mart["trips"].sum() == clean_rows
+    assert mart["quarantined"].sum() == sum(placed_quarantine_rows(month["quarantine"]) for month in outputs)
+    assert mart["revenue"].sum() == pytest.approx(
+        sum(pc.sum(pq.read_table(m["trips"])["total_amount"]).as_py() for m in outputs)
+    )
+    assert mart.select(pl.struct("service", "pickup_date", "pu_location_id").is_unique().all()).item()
+
+
+def test_each_measure_on_a_hand_made_day(lake):
+    """Two clean trips (25 and 50 dollars, tips 4 and 0, 12 mph each) and one placed quarantined row."""
+    root, _ = lake
+    mart = as_frame(polars_mart(root, year=2025))
+    march = mart.filter(pl.col("service") == "yellow", pl.col("pickup_date").dt.month() == 3)
+    jfk = march.filter(pl.col("pickup_date") == DAY.date(), pl.col("pu_location_id") == JFK).row(0, named=True)
+    assert (jfk["trips"], jfk["quarantined"], jfk["pu_zone"]) == (2, 1, "JFK Airport")
+    assert jfk["revenue"] == pytest.approx(25.0 + 50.0)
+    assert jfk["mean_tip_fraction"] == pytest.approx((4.0 / 25.0 + 0.0) / 2)
+    assert jfk["mean_speed_mph"] == pytest.approx(12.0)
+    assert jfk["quarantine_rate"] == pytest.approx(1 / 3)
+    unknown = march.filter(pl.col("pu_location_id") == UNKNOWN_ZONE).row(0, named=True)
+    assert (unknown["trips"], unknown["quarantined"], unknown["quarantine_rate"]) == (0, 1, 1.0)
+    assert unknown["mean_speed_mph"] is None and unknown["pu_borough"] is None
+    assert march["quarantined"].sum() == 2  # no pickup time, no zone, and February's day are in no cell
+
+
+def test_a_lake_without_quarantine_and_an_absent_year(lake, tmp_path):
+    root, outputs = lake
+    alone = tmp_path / "trips-only"
+    march_folder = Path(outputs[0]["trips"]).parent
+    shutil.copytree(march_folder, alone / "trips" / "service=yellow" / "year=2025" / "month=03")
+    by_polars, by_dask = as_frame(polars_mart(str(alone))), as_frame(dask_mart(str(alone)))
+    assert_frame_equal(by_polars, by_dask, rel_tol=1e-9)
+    assert by_polars["trips"].sum() == 2 and by_polars["quarantined"].sum() == 0
+    with pytest.raises(EmptyLakeError, match="no trips for 2024"):
+        polars_mart(root, year=2024)
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_taxi_mart_flow_on_a_dask_local_cluster(lake):
+    """The flow's Dask path end to end: `get_dask_client()` only finds a client inside a task running on a Dask
+    worker, so a completed run means the dataframe ran on the LocalCluster; its published mart equals polars'."""
+    root, _ = lake
+    summary = mart_flow.taxi_mart(lake=root, engine="dask", n_workers=2, year=2025)
+    assert summary["engine"] == "dask" and summary["mart"].endswith("marts/daily_pickup_zone-2025.parquet")
+    published = as_frame(read_mart(summary["mart"]))
+    assert_frame_equal(published, as_frame(polars_mart(root, year=2025)), rel_tol=1e-9, abs_tol=1e-12)
+    assert summary["trips"] == published["trips"].sum() and summary["cells"] == published.height
+
+
+def test_chart_is_drawn_from_the_mart(lake, tmp_path):
+    root, _ = lake
+    chart = mart_flow.draw_chart(polars_mart(root), tmp_path / "chart.png", "test lake")
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
+    assert settings.MART_CHART.is_file(), "the committed chart: regenerate with `python -m flows.mart --chart`"
+
+
+def test_help_runs_nothing(tmp_path, monkeypatch, capsys):
+    sample_lake = tmp_path / "sample-lake"
+    monkeypatch.setattr(settings, "SAMPLE_OUTPUT_ROOT", str(sample_lake))
+    with pytest.raises(SystemExit) as exit_info:
+        mart_flow.main(["--help"])
+    assert exit_info.value.code == 0 and "--engine" in capsys.readouterr().out
+    assert not sample_lake.exists()
