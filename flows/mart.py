@@ -25,6 +25,7 @@ Run it:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -34,11 +35,11 @@ import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect_dask import get_dask_client
+from prefect_dask import DaskTaskRunner, get_dask_client
 
 from flows.dask_runner import dask_task_runner
 from tasks import settings
-from tasks.mart import dask_mart, lake_files, mart_path, polars_mart, read_mart, write_mart
+from tasks.mart import EmptyLakeError, dask_mart, lake_files, mart_path, polars_mart, read_mart, write_mart
 from tasks.pipeline import run_month
 from tasks.plan import sample_plan
 from tasks.zones import load_zones
@@ -82,6 +83,14 @@ def mart_on_cluster(root: str, year: int | None, destination: str) -> dict:
     return mart_on_dask.submit(root, year, destination).result()
 
 
+def mart_task_runner(address: str | None, n_workers: int, processes: bool | None) -> DaskTaskRunner:
+    """The lesson's runner (an existing scheduler, or a LocalCluster), unless worker processes are chosen."""
+    if address or processes is None:
+        return dask_task_runner(address, n_workers)
+    cluster = {"n_workers": n_workers, "threads_per_worker": 1, "processes": processes, "dashboard_address": None}
+    return DaskTaskRunner(cluster_kwargs=cluster)
+
+
 @task(name="mart-chart", cache_policy=NO_CACHE)
 def chart_task(mart_uri: str, path: str, label: str) -> str:
     return str(draw_chart(read_mart(mart_uri), Path(path), label))
@@ -95,14 +104,20 @@ def taxi_mart(
     n_workers: int = settings.MART_DASK_WORKERS,
     year: int | None = None,
     chart: str | None = None,
+    processes: bool | None = None,
 ) -> dict:
     """Build the daily pickup-zone mart of `lake` (default `$TAXI_OUTPUT_ROOT`, else `./output`), optionally for
     one `year`, with Dask (a LocalCluster of `n_workers`, or the scheduler at `address`) or polars; optionally
-    redraw its chart at `chart`. Publishes a `taxi-mart` artifact with the summary."""
+    redraw its chart at `chart`. Publishes a `taxi-mart` artifact with the summary.
+
+    `processes` chooses a LocalCluster's workers: processes (each imports Prefect and reports to the API, so they
+    need `PREFECT_API_URL`) or threads of this process (quick to start; the dataframe still runs in parallel,
+    as pyarrow and pandas release the GIL). Default: processes when an API URL is set, as `flows/dask_runner.py`.
+    """
     root = lake or settings.output_root()
     destination = mart_path(root, settings.MART_NAME, year)
     if engine == "dask":
-        on_cluster = mart_on_cluster.with_options(task_runner=dask_task_runner(address, n_workers))
+        on_cluster = mart_on_cluster.with_options(task_runner=mart_task_runner(address, n_workers, processes))
         summary = on_cluster(root, year, destination)
     elif engine == "polars":
         summary = mart_with_polars(root, year, destination)
@@ -194,7 +209,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     label = args.lake
     if args.lake == settings.SAMPLE_OUTPUT_ROOT:
@@ -202,12 +217,17 @@ def main(argv: list[str] | None = None) -> None:
         if not lake_files(args.lake, "trips"):
             print(f"no lake at {args.lake}: building it from the committed sample")
             build_sample_lake(args.lake)
-    summary = taxi_mart(args.lake, args.engine, args.address, args.workers, args.year, None)
+    try:
+        summary = taxi_mart(args.lake, args.engine, args.address, args.workers, args.year, None)
+    except EmptyLakeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     if args.chart:
         summary["chart"] = str(draw_chart(read_mart(summary["mart"]), Path(args.chart), label))
     for key, value in summary.items():
         print(f"{key}: {value}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -167,7 +167,7 @@ def dask_mart(root: str, year: int | None = None) -> pa.Table:
         mean_tip_fraction=("tip_fraction", "mean"),
         mean_speed_mph=("avg_speed_mph", "mean"),
     )
-    names = trips[["pu_location_id", "pu_borough", "pu_zone"]].drop_duplicates()
+    names = trips[["pu_location_id", "pu_borough", "pu_zone"]].drop_duplicates(split_out=1)
     lazy = [clean, names]
     if quarantine_files:
         columns = ["service", "year", "month", *QUARANTINE_COLUMNS]

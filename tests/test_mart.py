@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import s3fs
 from polars.testing import assert_frame_equal
 
 from flows import mart as mart_flow
@@ -137,9 +138,10 @@ def test_a_lake_without_quarantine_and_an_absent_year(lake, tmp_path):
 @pytest.mark.usefixtures("prefect_server")
 def test_taxi_mart_flow_on_a_dask_local_cluster(lake):
     """The flow's Dask path end to end: `get_dask_client()` only finds a client inside a task running on a Dask
-    worker, so a completed run means the dataframe ran on the LocalCluster; its published mart equals polars'."""
+    worker, so a completed run means the dataframe ran on the LocalCluster (of threads: worker processes would each
+    import Prefect, tens of seconds on a loaded 2-core machine); its published mart equals polars'."""
     root, _ = lake
-    summary = mart_flow.taxi_mart(lake=root, engine="dask", n_workers=2, year=2025)
+    summary = mart_flow.taxi_mart(lake=root, engine="dask", n_workers=2, year=2025, processes=False)
     assert summary["engine"] == "dask" and summary["mart"].endswith("marts/daily_pickup_zone-2025.parquet")
     published = as_frame(read_mart(summary["mart"]))
     assert_frame_equal(published, as_frame(polars_mart(root, year=2025)), rel_tol=1e-9, abs_tol=1e-12)
@@ -160,3 +162,18 @@ def test_help_runs_nothing(tmp_path, monkeypatch, capsys):
         mart_flow.main(["--help"])
     assert exit_info.value.code == 0 and "--engine" in capsys.readouterr().out
     assert not sample_lake.exists()
+
+
+def test_both_engines_read_a_lake_on_s3(lake, s3_bucket):
+    """The lake on S3 (a moto server): each engine reaches it through the endpoint in the environment."""
+    _, outputs = lake
+    local_root = Path(outputs[0]["trips"]).parents[4]
+    s3_root = f"s3://{s3_bucket}/lake"
+    s3 = s3fs.S3FileSystem(client_kwargs={"endpoint_url": settings.s3_endpoint_url()})
+    for dataset in ("trips", "quarantine"):
+        for month in outputs[:2]:
+            relative = Path(month[dataset]).relative_to(local_root)
+            s3.put(month[dataset], f"{s3_root}/{relative.as_posix()}")
+    by_polars, by_dask = as_frame(polars_mart(s3_root)), as_frame(dask_mart(s3_root))
+    assert_frame_equal(by_polars, by_dask, rel_tol=1e-9, abs_tol=1e-12)
+    assert by_polars["trips"].sum() == sum(pq.read_metadata(month["trips"]).num_rows for month in outputs[:2])
