@@ -93,6 +93,7 @@ def mart_task_runner(address: str | None, n_workers: int, processes: bool | None
 
 @task(name="mart-chart", cache_policy=NO_CACHE)
 def chart_task(mart_uri: str, path: str, label: str) -> str:
+    """Redraw the chart from the published mart; returns the chart's path."""
     return str(draw_chart(read_mart(mart_uri), Path(path), label))
 
 

@@ -136,16 +136,20 @@ def test_a_lake_without_quarantine_and_an_absent_year(lake, tmp_path):
 
 @pytest.mark.flow
 @pytest.mark.usefixtures("prefect_server")
-def test_taxi_mart_flow_on_a_dask_local_cluster(lake):
+def test_taxi_mart_flow_on_a_dask_local_cluster_and_with_polars(lake, tmp_path):
     """The flow's Dask path end to end: `get_dask_client()` only finds a client inside a task running on a Dask
     worker, so a completed run means the dataframe ran on the LocalCluster (of threads: worker processes would each
-    import Prefect, tens of seconds on a loaded 2-core machine); its published mart equals polars'."""
+    import Prefect, tens of seconds on a loaded 2-core machine). The polars run publishes the same table."""
     root, _ = lake
-    summary = mart_flow.taxi_mart(lake=root, engine="dask", n_workers=2, year=2025, processes=False)
-    assert summary["engine"] == "dask" and summary["mart"].endswith("marts/daily_pickup_zone-2025.parquet")
-    published = as_frame(read_mart(summary["mart"]))
-    assert_frame_equal(published, as_frame(polars_mart(root, year=2025)), rel_tol=1e-9, abs_tol=1e-12)
-    assert summary["trips"] == published["trips"].sum() and summary["cells"] == published.height
+    chart = tmp_path / "chart.png"
+    on_dask = mart_flow.taxi_mart(lake=root, engine="dask", n_workers=2, year=2025, chart=str(chart), processes=False)
+    assert on_dask["engine"] == "dask" and on_dask["mart"].endswith("marts/daily_pickup_zone-2025.parquet")
+    published_by_dask = as_frame(read_mart(on_dask["mart"]))
+    assert on_dask["trips"] == published_by_dask["trips"].sum() and on_dask["cells"] == published_by_dask.height
+    assert on_dask["chart"] == str(chart) and chart.read_bytes()[:4] == b"\x89PNG"
+    with_polars = mart_flow.taxi_mart(lake=root, engine="polars", year=2025)
+    assert with_polars["mart"] == on_dask["mart"]
+    assert_frame_equal(published_by_dask, as_frame(read_mart(with_polars["mart"])), rel_tol=1e-9, abs_tol=1e-12)
 
 
 def test_chart_is_drawn_from_the_mart(lake, tmp_path):
