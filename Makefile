@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test lint format sample clean
+.PHONY: setup demo test lint format sample mart clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,9 @@ format: setup
 
 sample: setup
 	$(BIN)/python -m data.generate --sample
+
+mart: setup
+	$(BIN)/python -m flows.mart --chart
 
 clean:
 	rm -rf output data/cache .pytest_cache
