@@ -19,11 +19,14 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.redact import hide_aws_credentials_in_logs
 from tasks.retries import network_retry_options
 from tasks.settings import fsspec_options
 
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
+
+hide_aws_credentials_in_logs()  # botocore's debug records print the session token; every S3 path imports this
 
 
 class SourceError(ValueError):

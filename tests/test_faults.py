@@ -80,7 +80,7 @@ def rejected_credentials(moto_endpoint) -> dict[str, BaseException]:
 
     with enable_iam_authentication():
         return {
-            "InvalidAccessKeyId": raised_by(read_with("AKIAUNKNOWNKEY000000", "whatever")),
+            "InvalidAccessKeyId": raised_by(read_with("TAXIUNKNOWNKEYID", "whatever")),
             "SignatureDoesNotMatch": raised_by(read_with(key["AccessKeyId"], "not-the-secret")),
             "AccessDenied": raised_by(read_with(key["AccessKeyId"], key["SecretAccessKey"])),
         }
@@ -294,7 +294,7 @@ def test_s3_down_for_good_fails_clearly_after_every_retry_and_writes_nothing(s3_
 @pytest.mark.usefixtures("prefect_server", "fast_retries")
 def test_rejected_credentials_fail_the_run_on_the_first_attempt(s3_bucket, moto_endpoint, tmp_path, monkeypatch):
     source = put_sample(s3_bucket, moto_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "TAXIUNKNOWNKEYID")
     s3fs.S3FileSystem.clear_instance_cache()
     with enable_iam_authentication():
         state = taxi_etl(
