@@ -14,6 +14,8 @@ from tasks.months import Month, MonthFormatError, latest_published
 from tasks.plan import plan_months, plan_run
 from tasks.retries import is_transient
 
+SAMPLE_YELLOW = settings.SAMPLE_DIR / "yellow_tripdata_2025-01.parquet"
+
 
 @pytest.mark.parametrize("text", ["2025-13", "2025-1", "25-01", "2025/01", "2008-12", "", "january"])
 def test_malformed_months_are_rejected(text):
@@ -74,16 +76,20 @@ NOW = datetime(2026, 11, 21)  # the calendar suggests 2026-09
 
 @pytest.fixture
 def published(http_root, tmp_path):
-    """`publish(*months)` puts empty yellow files for those months on the HTTP server; returns the template."""
+    """`publish(*months)` puts empty yellow files for those months on the HTTP server; returns the template.
+
+    `publish.folder` is the served folder, for a test that needs a real file there.
+    """
     folder, base_url = http_root
     site = folder / tmp_path.name  # a folder of its own on the session-wide server
-    site.mkdir()
 
     def publish(*months: str) -> str:
         for month in months:
             (site / f"yellow_tripdata_{month}.parquet").write_bytes(b"")
         return f"{base_url}/{site.name}/{{service}}_tripdata_{{month}}.parquet"
 
+    site.mkdir()
+    publish.folder = site
     return publish
 
 
@@ -138,4 +144,34 @@ def test_latest_on_a_local_template(tmp_path):
     assert plan.latest.describe() == (
         "latest = 2026-08 (the calendar suggested 2026-09): 2026-09 not published yet (no such file); "
         "2026-08 published (found)"
+    )
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_a_scheduled_latest_run_processes_the_chosen_month_and_logs_why(published, tmp_path):
+    from zoneinfo import ZoneInfo
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    from flows.etl import taxi_etl
+    from tasks.schema import NEW_YORK
+
+    suggested = latest_published(datetime.now(ZoneInfo(NEW_YORK)), settings.PUBLICATION_DELAY_MONTHS)
+    one_back = latest_published(suggested.start, 1)  # the month before the suggested one
+    template = published()
+    (published.folder / f"yellow_tripdata_{one_back}.parquet").write_bytes(SAMPLE_YELLOW.read_bytes())
+    state = taxi_etl(service="yellow", months=["latest"], source=template, output=str(tmp_path), return_state=True)
+    assert state.is_completed(), state.message
+    assert [month["month"] for month in state.result()["months"]] == [str(one_back)]
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    assert any(
+        log.message.startswith(f"latest = {one_back} (the calendar suggested {suggested}): {suggested} not published")
+        for log in logs
     )
