@@ -8,6 +8,7 @@ answers any status), and on botocore/aiohttp exception objects built as those li
 from __future__ import annotations
 
 import errno
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -236,7 +237,7 @@ def attempts_of(state, task_name: str) -> int:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
-    (run,) = [run for run in runs if run.task_key.startswith(task_name)]
+    (run,) = [run for run in runs if re.fullmatch(rf"{task_name}-[0-9a-f]+", run.name)]  # not load-zones-...
     return run.run_count
 
 
@@ -273,6 +274,31 @@ def test_the_run_completes_when_s3_comes_back(s3_bucket, moto_endpoint, monkeypa
         "lake/quarantine/service=green/year=2025/month=01/part-0.parquet",
         "lake/trips/service=green/year=2025/month=01/part-0.parquet",
     ]
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server", "fast_retries")
+def test_a_load_that_meets_s3_down_is_retried_until_it_is_back(s3_bucket, moto_endpoint, monkeypatch):
+    port = free_port()
+    point_s3_at(f"http://127.0.0.1:{port}", monkeypatch)
+    revived = []
+
+    def bring_s3_back_then_decide(task, task_run, state):
+        if not revived:
+            revived.append(start_moto(port)[0])
+        return retry_if_transient(task, task_run, state)
+
+    monkeypatch.setattr(load, "retry_condition_fn", bring_s3_back_then_decide)
+    try:
+        state = taxi_etl(
+            service="green", months=["2025-01"], source=str(SAMPLE), output=f"s3://{s3_bucket}/lake", return_state=True
+        )
+    finally:
+        for server in revived:
+            server.stop()
+    assert state.is_completed(), state.message
+    assert revived and attempts_of(state, "load") == 2
+    assert len(listed(s3_bucket, moto_endpoint, "lake/")) == 2  # trips and quarantine, no staged leftovers
 
 
 @pytest.mark.flow
