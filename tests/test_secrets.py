@@ -205,10 +205,10 @@ EXAMPLE_LINE = re.compile(r"^#?([A-Z][A-Z0-9_]+)=(.*)$")  # `NAME=value`, or `#N
 
 
 def variables_read_by_the_project() -> set[str]:
-    """Every environment variable the project's code reads by name, or its deployment YAML interpolates."""
+    """Every environment variable the project's code (tests aside) reads by name, or its deployment YAML uses."""
     names: set[str] = set()
     for path in tracked_files():
-        if path.suffix == ".py":
+        if path.suffix == ".py" and "tests" not in path.relative_to(settings.PROJECT_ROOT).parts:
             names |= set(ENV_READ_IN_PYTHON.findall(path.read_text()))
         elif path.suffix == ".yaml":
             names |= set(ENV_READ_IN_YAML.findall(path.read_text())) - {"PWD"}  # the shell's, set by `cd`
