@@ -4,9 +4,10 @@
 
 Reads only the environment, so no secret is ever in code, YAML or logs: `TAXI_S3_BUCKET` (default
 `taxi-results`), `AWS_REGION`/`AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL` (moto, MinIO; unset
-for AWS) and the keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; unset to let boto3 find
-credentials its usual way). Saves an `AwsCredentials` block `taxi-aws` and an `S3Bucket` block `taxi-results`;
-running it again overwrites them with the current environment, so it is safe to repeat.
+for AWS) and the keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`; unset to let boto3 find credentials its
+usual way; temporary ones, with `AWS_SESSION_TOKEN`, are never stored). Saves an `AwsCredentials` block `taxi-aws`
+and an `S3Bucket` block `taxi-results`; running it again overwrites them with the current environment, so it is
+safe to repeat.
 """
 
 from __future__ import annotations
@@ -22,11 +23,16 @@ from tasks import settings
 
 
 def credentials_from_env() -> AwsCredentials:
-    """An `AwsCredentials` block built from the environment (keys stay `SecretStr`, never printed)."""
+    """An `AwsCredentials` block built from the environment (the secret key stays a `SecretStr`, never printed).
+
+    Temporary credentials (with `AWS_SESSION_TOKEN`) are not stored: prefect-aws keeps the session token as plain
+    text, shown by the block's repr and by the API, and they expire within hours anyway. The block then holds no
+    keys and boto3 finds them, as usual, in the environment of the process that uses it.
+    """
+    temporary = bool(os.environ.get("AWS_SESSION_TOKEN"))
     return AwsCredentials(
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+        aws_access_key_id=None if temporary else os.environ.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=None if temporary else os.environ.get("AWS_SECRET_ACCESS_KEY"),
         region_name=settings.aws_region(),
         aws_client_parameters=AwsClientParameters(endpoint_url=settings.s3_endpoint_url()),
     )

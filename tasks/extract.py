@@ -19,28 +19,28 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.settings import storage_options
+from tasks.redact import hide_aws_credentials_in_logs
+from tasks.retries import network_retry_options
+from tasks.settings import fsspec_options
 
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
 
+hide_aws_credentials_in_logs()  # botocore's debug records print the session token; every S3 path imports this
+
 
 class SourceError(ValueError):
-    """A source that cannot be read: missing, empty, corrupt, or not a trip file. Retrying will not help."""
+    """A source that cannot be read: missing, empty, corrupt, not a trip file, or unreachable this time.
 
-    transient = False
-
-
-class SourceUnavailableError(SourceError):
-    """A source that could not be fetched this time (network error, HTTP 5xx): worth a retry."""
-
-    transient = True
+    Whether a retry may help is decided by `tasks.retries.is_transient` from the error it was raised from (a
+    connection error or HTTP 503 yes, a 404 or a corrupt file no).
+    """
 
 
 def fetch_bytes(source: str) -> bytes:
-    """The raw bytes of `source`, with missing files and HTTP errors turned into `SourceError`."""
+    """The raw bytes of `source`, with missing files, HTTP and network errors turned into `SourceError`."""
     try:
-        filesystem, path = fsspec.core.url_to_fs(source, **storage_options(source))
+        filesystem, path = fsspec.core.url_to_fs(source, **fsspec_options(source))
         return filesystem.cat_file(path)
     except FileNotFoundError as error:
         what = "HTTP 404 Not Found" if source.startswith(("http://", "https://")) else "no such file"
@@ -52,9 +52,7 @@ def fetch_bytes(source: str) -> bytes:
     except Exception as error:  # network errors; aiohttp's ClientResponseError carries the HTTP status
         status = getattr(error, "status", None)
         detail = f"HTTP {status}" if status else f"{type(error).__name__}: {error}"
-        if status is not None and 400 <= status < 500:
-            raise SourceError(f"{source}: cannot be fetched: {detail}") from error
-        raise SourceUnavailableError(f"{source}: cannot be fetched: {detail}") from error
+        raise SourceError(f"{source}: cannot be fetched: {detail}") from error
 
 
 def source_fingerprint(source: str) -> dict[str, str | int | None]:
@@ -63,7 +61,7 @@ def source_fingerprint(source: str) -> dict[str, str | int | None]:
     Reading only metadata, this is what a cache key should use instead of hashing the data itself.
     """
     try:
-        filesystem, path = fsspec.core.url_to_fs(source, **storage_options(source))
+        filesystem, path = fsspec.core.url_to_fs(source, **fsspec_options(source))
         info = filesystem.info(path)
     except FileNotFoundError as error:
         raise SourceError(f"{source}: no such file") from error
@@ -126,20 +124,9 @@ def read_trip_file(source: str) -> pa.Table:
     return parse_trip_bytes(fetch_bytes(source), source)
 
 
-def _is_transient(task, task_run, state) -> bool:
-    """Retry network trouble, not a source that is missing or broken for good."""
-    error = state.result(raise_on_failure=False)
-    return getattr(error, "transient", True)
-
-
-@task(
-    name="extract",
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=_is_transient,
-)
+@task(name="extract", cache_policy=NO_CACHE, **network_retry_options())
 def extract(source: str) -> pa.Table:
-    """Read the month's source file. Network hiccups are retried with backoff; a `SourceError` (404, corrupt or
-    empty file) is final, so a bad month fails fast instead of retrying a file that will never be good."""
+    """Read the month's source file. Transient faults (timeouts, refused connections, HTTP 5xx/429, S3 throttling)
+    are retried with backoff; a 404, rejected credentials or a corrupt or empty file fail at once, so a bad month
+    fails fast instead of retrying a file that will never be good."""
     return read_trip_file(source)

@@ -23,6 +23,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.months import Month
+from tasks.retries import network_retry_options
 from tasks.settings import PARQUET_COMPRESSION, storage_options
 
 PART_NAME = "part-0.parquet"
@@ -64,7 +65,7 @@ def write_month(tables: dict[str, pa.Table], root: str, service: str, month: Mon
     return {dataset: final for dataset, (_, final) in staged.items()}
 
 
-@task(name="load", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+@task(name="load", cache_policy=NO_CACHE, **network_retry_options())
 def load(trips: pa.Table, quarantine: pa.Table, root: str, service: str, month: Month) -> dict[str, str]:
     """Publish the month's clean trips and quarantined rows; retried, since a rerun replaces rather than appends."""
     return write_month({"trips": trips, "quarantine": quarantine}, root, service, month)

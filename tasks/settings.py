@@ -28,6 +28,22 @@ TLC_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv
 ZONES_CACHE = CACHE_DIR / "taxi_zone_lookup.csv"
 DOWNLOAD_TIMEOUT_SECONDS = 10
 PUBLICATION_DELAY_MONTHS = 2  # TLC publishes a month's file about two months after it ends
+# `latest` is checked (an HTTP HEAD on the month's file): if the expected month is not out yet, step back a month
+# at a time, at most this many months, before failing the run.
+LATEST_LOOKBACK_MONTHS = 3
+PUBLICATION_CHECK_TIMEOUT_SECONDS = 10
+
+# Retries of the network steps (extract, load), for transient faults only (tasks/retries.py): waits of about
+# 10, 20 and 40 s (exponential backoff), each drawn at random up to RETRY_JITTER_FACTOR longer or shorter so
+# that runs failing together do not all come back at the same instant. At most about 105 s of waiting in all.
+RETRY_ATTEMPTS = 3
+RETRY_BACKOFF_SECONDS = 10.0
+RETRY_JITTER_FACTOR = 0.5
+# One S3 call through s3fs: botocore's own attempts and timeouts, kept small so that a dead endpoint fails a try
+# in seconds and Prefect's backoff above does the waiting (botocore's defaults took 5.6 s per refused call).
+S3_CONNECT_TIMEOUT_SECONDS = 5
+S3_READ_TIMEOUT_SECONDS = 60
+S3_CLIENT_ATTEMPTS = 2
 
 # Validation limits (tasks/rules.py documents each rule that uses them).
 MAX_TRIP_HOURS = 24
@@ -57,6 +73,21 @@ def storage_options(uri: str) -> dict:
     if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
         return {"client_kwargs": {"endpoint_url": endpoint}}
     return {}
+
+
+def fsspec_options(uri: str) -> dict:
+    """`storage_options(uri)` plus, for `s3://`, s3fs's client timeouts and attempts (`S3_*` settings above).
+
+    For fsspec/s3fs only: polars and pyarrow take `storage_options` in their own format.
+    """
+    options = storage_options(uri)
+    if uri.startswith("s3://"):
+        options["config_kwargs"] = {
+            "connect_timeout": S3_CONNECT_TIMEOUT_SECONDS,
+            "read_timeout": S3_READ_TIMEOUT_SECONDS,
+            "retries": {"total_max_attempts": S3_CLIENT_ATTEMPTS, "mode": "standard"},
+        }
+    return options
 
 
 # Prefect blocks for S3 result storage (`python -m blocks.register`).

@@ -11,6 +11,7 @@ import pytest
 
 from tasks import settings
 from tasks.extract import SourceError, read_trip_file
+from tasks.retries import is_transient
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
 
@@ -63,7 +64,7 @@ def test_http_source_and_404(http_root):
     assert read_trip_file(f"{base_url}/{SAMPLE.name}").num_rows == pq.read_metadata(SAMPLE).num_rows
     with pytest.raises(SourceError, match=r"missing\.parquet: HTTP 404") as error:
         read_trip_file(f"{base_url}/missing.parquet")
-    assert not error.value.transient
+    assert not is_transient(error.value)  # a 404 is final
 
 
 def test_s3_source(s3_bucket):

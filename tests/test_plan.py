@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+from datetime import datetime
+
 import pytest
 
 from tasks import settings
-from tasks.months import Month, MonthFormatError
-from tasks.plan import plan_months
+from tasks.extract import SourceError
+from tasks.months import Month, MonthFormatError, latest_published
+from tasks.plan import plan_months, plan_run
+from tasks.retries import is_transient
+
+SAMPLE_YELLOW = settings.SAMPLE_DIR / "yellow_tripdata_2025-01.parquet"
 
 
 @pytest.mark.parametrize("text", ["2025-13", "2025-1", "25-01", "2025/01", "2008-12", "", "january"])
@@ -57,9 +65,113 @@ def test_unknown_service():
     ("now", "expected"),
     [("2026-11-21", "2026-09"), ("2026-02-05", "2025-12"), ("2026-01-31", "2025-11"), ("2025-03-01", "2025-01")],
 )
-def test_latest_published_month_follows_the_run_time(now, expected):
-    from datetime import datetime
+def test_the_calendar_suggests_now_minus_the_publication_delay(now, expected):
+    assert str(latest_published(datetime.fromisoformat(now), settings.PUBLICATION_DELAY_MONTHS)) == expected
 
-    plan = plan_months("yellow", ["latest"], None, now=datetime.fromisoformat(now))
-    assert [str(month) for month, _ in plan] == [expected]
-    assert plan[0][1].endswith(f"yellow_tripdata_{expected}.parquet")
+
+# `latest` against a local HTTP server: the files present are the months "published".
+
+NOW = datetime(2026, 11, 21)  # the calendar suggests 2026-09
+
+
+@pytest.fixture
+def published(http_root, tmp_path):
+    """`publish(*months)` puts empty yellow files for those months on the HTTP server; returns the template.
+
+    `publish.folder` is the served folder, for a test that needs a real file there.
+    """
+    folder, base_url = http_root
+    site = folder / tmp_path.name  # a folder of its own on the session-wide server
+
+    def publish(*months: str) -> str:
+        for month in months:
+            (site / f"yellow_tripdata_{month}.parquet").write_bytes(b"")
+        return f"{base_url}/{site.name}/{{service}}_tripdata_{{month}}.parquet"
+
+    site.mkdir()
+    publish.folder = site
+    return publish
+
+
+def test_latest_is_the_suggested_month_when_it_is_published(published):
+    template = published("2026-08", "2026-09")
+    plan = plan_run("yellow", ["latest"], template, now=NOW)
+    assert [(str(m), uri) for m, uri in plan.months] == [
+        ("2026-09", template.format(service="yellow", month="2026-09"))
+    ]
+    assert [(str(c.month), c.answer) for c in plan.latest.checks] == [("2026-09", "HTTP 200")]
+
+
+def test_latest_steps_back_when_the_suggested_month_is_not_out_yet(published, caplog):
+    template = published("2026-06", "2026-07")
+    caplog.set_level(logging.INFO, logger="tasks.publication")
+    plan = plan_run("yellow", ["latest", "2026-01"], template, now=NOW)
+    assert [str(m) for m, _ in plan.months] == ["2026-01", "2026-07"]
+    assert [(str(c.month), c.published, c.answer) for c in plan.latest.checks] == [
+        ("2026-09", False, "HTTP 404"),
+        ("2026-08", False, "HTTP 404"),
+        ("2026-07", True, "HTTP 200"),
+    ]
+    why = plan.latest.describe()
+    assert why.startswith("latest = 2026-07 (the calendar suggested 2026-09)")
+    assert "2026-09 not published yet (HTTP 404)" in why
+    assert why in caplog.messages
+
+
+def test_latest_gives_up_after_the_lookback_bound(published, monkeypatch):
+    template = published("2026-05")  # four months before the suggestion: one too many
+    monkeypatch.setattr(settings, "LATEST_LOOKBACK_MONTHS", 2)
+    with pytest.raises(SourceError, match="no yellow file is published for any month from 2026-09 back to 2026-07"):
+        plan_run("yellow", ["latest"], template, now=NOW)
+    monkeypatch.setattr(settings, "LATEST_LOOKBACK_MONTHS", 4)
+    assert plan_run("yellow", ["latest"], template, now=NOW).latest.month == Month(2026, 5)
+
+
+def test_a_plain_month_is_never_checked_but_latest_fails_when_it_cannot_tell():
+    with socket.socket() as probe:  # a port nothing listens on: any request to it fails
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/{{service}}_tripdata_{{month}}.parquet"
+    plan = plan_run("yellow", ["2026-09"], dead, now=NOW)
+    assert [str(m) for m, _ in plan.months] == ["2026-09"] and plan.latest is None
+    with pytest.raises(SourceError, match="cannot tell whether it is published") as error:
+        plan_run("yellow", ["latest"], dead, now=NOW)
+    assert is_transient(error.value)  # refused connection: not a reason to fall back to an older month
+
+
+def test_latest_on_a_local_template(tmp_path):
+    (tmp_path / "green_tripdata_2026-08.parquet").write_bytes(b"")
+    plan = plan_run("green", ["latest"], str(tmp_path / "{service}_tripdata_{month}.parquet"), now=NOW)
+    assert plan.latest.describe() == (
+        "latest = 2026-08 (the calendar suggested 2026-09): 2026-09 not published yet (no such file); "
+        "2026-08 published (found)"
+    )
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_a_scheduled_latest_run_processes_the_chosen_month_and_logs_why(published, tmp_path):
+    from zoneinfo import ZoneInfo
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    from flows.etl import taxi_etl
+    from tasks.schema import NEW_YORK
+
+    suggested = latest_published(datetime.now(ZoneInfo(NEW_YORK)), settings.PUBLICATION_DELAY_MONTHS)
+    one_back = latest_published(suggested.start, 1)  # the month before the suggested one
+    template = published()
+    (published.folder / f"yellow_tripdata_{one_back}.parquet").write_bytes(SAMPLE_YELLOW.read_bytes())
+    state = taxi_etl(service="yellow", months=["latest"], source=template, output=str(tmp_path), return_state=True)
+    assert state.is_completed(), state.message
+    assert [month["month"] for month in state.result()["months"]] == [str(one_back)]
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    assert any(
+        log.message.startswith(f"latest = {one_back} (the calendar suggested {suggested}): {suggested} not published")
+        for log in logs
+    )

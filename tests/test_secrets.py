@@ -1,0 +1,226 @@
+"""No credential ever shows: not in logs, artifacts, results, run records, outputs, YAML or tracked files.
+
+The S3 paths run with a recognisable fake secret key and session token (moto accepts any), then everything a
+user or an operator can later read is searched for them: every log record in the process (botocore's debug
+records included), the flow runs' logs, artifacts, parameters and states as the Prefect API holds them, the
+objects written to S3, Prefect's local result storage, and the repository's tracked files.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+import s3fs
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.logging.handlers import APILogHandler
+from prefect_aws import AwsCredentials
+from pydantic import SecretStr
+
+from blocks.register import credentials_from_env
+from flows.etl import taxi_etl
+from tasks import settings
+from tasks.extract import SourceError, read_trip_file
+from tasks.redact import MASK
+
+SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
+SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|_KEY$", re.IGNORECASE)
+# What a leaked AWS key looks like in a file: an access key id, or a private key block.
+CREDENTIAL_PATTERNS = [re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b"), re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")]
+
+
+@pytest.fixture
+def fake_secrets(monkeypatch) -> list[str]:
+    """A fake secret key and session token, recognisable and unique to this test, in the environment."""
+    run = uuid.uuid4().hex
+    secrets = [f"taxi-FAKE-SECRET-{run}", f"taxi-FAKE-TOKEN-{run}"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "taxi-test-key-id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secrets[0])
+    monkeypatch.setenv("AWS_SESSION_TOKEN", secrets[1])
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield secrets
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def leaks(secrets: list[str], texts: dict[str, str]) -> list[str]:
+    """Where any of `secrets` appears, as `where: secret` lines (empty when nothing leaked)."""
+    return [f"{where}: {secret[:22]}..." for where, text in texts.items() for secret in secrets if secret in text]
+
+
+def shown_by(credentials: AwsCredentials) -> dict[str, str]:
+    """Everything that prints, dumps or reads back a saved credentials block (read without its secrets)."""
+    name = f"taxi-secrets-{uuid.uuid4().hex[:8]}"
+    credentials.save(name)
+    with get_client(sync_client=True) as client:
+        stored = client.read_block_document_by_name(name, block_type_slug="aws-credentials", include_secrets=False)
+    return {
+        "repr": repr(credentials),
+        "str": str(credentials),
+        "model_dump_json": credentials.model_dump_json(),
+        "block document from the API": stored.model_dump_json(),
+    }
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_aws_credentials_block_keeps_the_secret_key_hidden(fake_secrets, monkeypatch):
+    monkeypatch.delenv("AWS_SESSION_TOKEN")
+    credentials = credentials_from_env()
+    assert isinstance(credentials.aws_secret_access_key, SecretStr)
+    assert credentials.aws_secret_access_key.get_secret_value() == fake_secrets[0]  # the secret is there...
+    assert leaks(fake_secrets, shown_by(credentials)) == []  # ...and nothing shows it
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_temporary_credentials_stay_out_of_the_block(fake_secrets, s3_bucket, monkeypatch):
+    """prefect-aws keeps the session token as plain text, so a block built from temporary keys stores none."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", fake_secrets[0])  # s3_bucket set the moto test keys
+    monkeypatch.setenv("AWS_SESSION_TOKEN", fake_secrets[1])
+    credentials = credentials_from_env()
+    assert credentials.aws_session_token is None and credentials.aws_secret_access_key is None
+    assert leaks(fake_secrets, shown_by(credentials)) == []
+    buckets = credentials.get_s3_client().list_buckets()["Buckets"]  # boto3 still finds them in the environment
+    assert s3_bucket in {bucket["Name"] for bucket in buckets}
+
+
+@pytest.mark.flow
+def test_s3_runs_reveal_no_secret(s3_bucket, moto_endpoint, fake_secrets, prefect_server, caplog, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", fake_secrets[0])  # s3_bucket set moto's test keys
+    s3fs.S3FileSystem.clear_instance_cache()
+    caplog.set_level(logging.DEBUG)  # every logger in the process, botocore's request signing included
+    boto3.client("s3", endpoint_url=moto_endpoint).upload_file(str(SAMPLE), s3_bucket, f"raw/{SAMPLE.name}")
+    source = f"s3://{s3_bucket}/raw/{{service}}_tripdata_{{month}}.parquet"
+    seen: dict[str, str] = {}
+
+    assert read_trip_file(f"s3://{s3_bucket}/raw/{SAMPLE.name}").num_rows > 0
+    with pytest.raises(SourceError) as missing:
+        read_trip_file(f"s3://{s3_bucket}/raw/absent.parquet")
+    seen["extract error"] = str(missing.value)
+
+    good = taxi_etl(
+        service="green", months=["2025-01"], source=source, output=f"s3://{s3_bucket}/lake", return_state=True
+    )
+    bad = taxi_etl(
+        service="green", months=["2024-12"], source=source, output=f"s3://{s3_bucket}/lake", return_state=True
+    )
+    assert good.is_completed() and bad.is_failed()
+    seen["flow result"] = repr(good.result())
+
+    APILogHandler().flush()  # blocks until every queued log record has reached the API
+    run_ids = [good.state_details.flow_run_id, bad.state_details.flow_run_id]
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)))
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+        runs = [client.read_flow_run(run_id) for run_id in run_ids]
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+    assert any(f"s3://{s3_bucket}/raw/green_tripdata_2025-01.parquet" in log.message for log in logs)
+    assert artifacts and any("| 2025-01 |" in (artifact.data or "") for artifact in artifacts)
+    seen["flow run logs (API)"] = "\n".join(log.message for log in logs)
+    seen["artifacts (API)"] = "\n".join(artifact.model_dump_json() for artifact in artifacts)
+    seen["flow runs (API)"] = "\n".join(run.model_dump_json() for run in [*runs, *task_runs])
+    seen["log records"] = "\n".join(f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+
+    bucket = boto3.client("s3", endpoint_url=moto_endpoint)
+    keys = [item["Key"] for item in bucket.list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert "lake/trips/service=green/year=2025/month=01/part-0.parquet" in keys
+    for key in keys:
+        seen[f"s3://{s3_bucket}/{key}"] = bucket.get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode("latin-1")
+    results = Path(os.environ["PREFECT_LOCAL_STORAGE_PATH"])
+    for path in results.rglob("*") if results.is_dir() else []:
+        if path.is_file():
+            seen[str(path)] = path.read_bytes().decode("latin-1")
+
+    assert leaks(fake_secrets, seen) == []
+    botocore_records = [record.getMessage() for record in caplog.records if record.name.startswith("botocore")]
+    assert any(f"'X-Amz-Security-Token': b'{MASK}'" in message for message in botocore_records)  # sent, and masked
+
+
+def test_botocore_debug_records_are_masked(caplog, monkeypatch):
+    """The two forms botocore logs the token in (header dict, canonical request), and any credential value."""
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "taxi-FAKE-SECRET-0123456789")
+    caplog.set_level(logging.DEBUG, logger="botocore")
+    logging.getLogger("botocore.endpoint").debug("headers={'X-Amz-Security-Token': b'tok/EN+1=', 'X-Amz-Date': b'1'}")
+    logging.getLogger("botocore.auth").debug("CanonicalRequest:\nhost:s3\nx-amz-security-token:tok/EN+1=\n")
+    logging.getLogger("botocore.auth").debug("key %s in an argument", "taxi-FAKE-SECRET-0123456789")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        f"headers={{'X-Amz-Security-Token': b'{MASK}', 'X-Amz-Date': b'1'}}",
+        f"CanonicalRequest:\nhost:s3\nx-amz-security-token:{MASK}\n",
+        f"key {MASK} in an argument",
+    ]
+
+
+def tracked_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=settings.PROJECT_ROOT, capture_output=True, check=True)
+    return [settings.PROJECT_ROOT / name for name in listed.stdout.decode().split("\0") if name]
+
+
+def test_tracked_files_hold_no_credentials():
+    files = [path for path in tracked_files() if path.is_file() and path.suffix not in (".parquet", ".png")]
+    assert len(files) > 20 and settings.PROJECT_ROOT / "prefect.yaml" in files
+    found = [
+        f"{path.relative_to(settings.PROJECT_ROOT)}: {match.group(0)[:8]}..."
+        for path in files
+        for pattern in CREDENTIAL_PATTERNS
+        for match in pattern.finditer(path.read_text(errors="replace"))
+    ]
+    assert found == []
+
+
+def environment_entries(document: object, where: str = "") -> list[tuple[str, str, object]]:
+    """Every `env:` mapping entry anywhere in a YAML document, as `(where, name, value)`."""
+    if isinstance(document, dict):
+        found = []
+        for key, value in document.items():
+            if key == "env" and isinstance(value, dict):
+                found += [(where, name, entry) for name, entry in value.items()]
+            found += environment_entries(value, f"{where}/{key}")
+        return found
+    if isinstance(document, list):
+        return [entry for i, item in enumerate(document) for entry in environment_entries(item, f"{where}[{i}]")]
+    return []
+
+
+@pytest.mark.parametrize("name", ["prefect.yaml", "deploy/prefect-docker.yaml", "deploy/prefect-kubernetes.yaml"])
+def test_deployment_files_pass_no_secret_values(name):
+    """Secrets reach a deployment from the worker's environment or a block, never as a value in the YAML."""
+    entries = environment_entries(yaml.safe_load((settings.PROJECT_ROOT / name).read_text()))
+    assert entries, f"{name} has no env: entries to check"
+    secret_values = [(where, key) for where, key, value in entries if SECRET_NAME.search(key) and value]
+    assert secret_values == []
+
+
+ENV_READ_IN_PYTHON = re.compile(
+    r"""(?:environ\.get\(|getenv\(|environ\[)\s*["']([A-Z][A-Z0-9_]+)["'](?!\s*\]\s*=[^=])"""
+)
+ENV_READ_IN_YAML = re.compile(r"\{\{\s*\$([A-Z][A-Z0-9_]+)\s*\}\}")
+EXAMPLE_LINE = re.compile(r"^#?([A-Z][A-Z0-9_]+)=(.*)$")  # `NAME=value`, or `#NAME=value` for one left unset
+
+
+def variables_read_by_the_project() -> set[str]:
+    """Every environment variable the project's code (tests aside) reads by name, or its deployment YAML uses."""
+    names: set[str] = set()
+    for path in tracked_files():
+        if path.suffix == ".py" and "tests" not in path.relative_to(settings.PROJECT_ROOT).parts:
+            names |= set(ENV_READ_IN_PYTHON.findall(path.read_text()))
+        elif path.suffix == ".yaml":
+            names |= set(ENV_READ_IN_YAML.findall(path.read_text())) - {"PWD"}  # the shell's, set by `cd`
+    return names
+
+
+def test_env_example_documents_every_variable_without_secret_values():
+    lines = (settings.PROJECT_ROOT / ".env.example").read_text().splitlines()
+    documented = dict(match.groups() for line in lines if (match := EXAMPLE_LINE.match(line)))
+    read = variables_read_by_the_project()
+    assert {"TAXI_OUTPUT_ROOT", "AWS_SECRET_ACCESS_KEY", "PREFECT_API_URL", "TAXI_IMAGE"} <= read
+    assert sorted(read - set(documented)) == []
+    assert {name: value for name, value in documented.items() if SECRET_NAME.search(name) and value} == {}
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=settings.PROJECT_ROOT, check=False)
+    assert ignored.returncode == 0, "a filled-in .env must never be committed: list it in .gitignore"
