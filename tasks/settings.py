@@ -43,6 +43,14 @@ def output_root() -> str:
     return os.environ.get("TAXI_OUTPUT_ROOT", str(PROJECT_ROOT / "output"))
 
 
+def lesson_output_root(lesson: str) -> str:
+    """Where a lesson writes by default: `TAXI_LESSONS_ROOT/<lesson>`, else `./output/lessons/<lesson>`.
+
+    Never under `TAXI_OUTPUT_ROOT`: lessons process synthetic or sample data, which must not mix with the lake.
+    """
+    return f"{os.environ.get('TAXI_LESSONS_ROOT', str(PROJECT_ROOT / 'output' / 'lessons')).rstrip('/')}/{lesson}"
+
+
 def s3_endpoint_url() -> str | None:
     """A custom S3 endpoint (moto, MinIO, ...) from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`; None for AWS."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -52,6 +60,13 @@ def storage_options(uri: str) -> dict:
     """fsspec options for `uri`: the S3 endpoint for `s3://` URIs, nothing for local paths or HTTP."""
     if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
         return {"client_kwargs": {"endpoint_url": endpoint}}
+    return {}
+
+
+def polars_storage_options(uri: str) -> dict:
+    """The same S3 endpoint for polars, which reads object_store keys (`aws_endpoint_url`), not fsspec's."""
+    if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
+        return {"aws_endpoint_url": endpoint}
     return {}
 
 
