@@ -7,7 +7,8 @@ Reads only the environment, so no secret is ever in code, YAML or logs: `TAXI_S3
 for AWS) and the keys (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`; unset to let boto3 find credentials its
 usual way; temporary ones, with `AWS_SESSION_TOKEN`, are never stored). Saves an `AwsCredentials` block `taxi-aws`
 and an `S3Bucket` block `taxi-results`; running it again overwrites them with the current environment, so it is
-safe to repeat.
+safe to repeat. Only this command (a user's explicit act) overwrites them: flows use the saved blocks, or blocks of
+their own (`save_blocks`).
 """
 
 from __future__ import annotations
@@ -53,13 +54,22 @@ def ensure_bucket(credentials: AwsCredentials, bucket: str) -> bool:
     return True
 
 
-def register_blocks() -> str:
-    """Save both blocks, create the bucket when missing; returns the slug to use as `result_storage`."""
+def save_blocks(bucket_block: str, credentials_block: str, overwrite: bool = False) -> bool:
+    """Save an `AwsCredentials` and an `S3Bucket` block from the environment; create the bucket when missing.
+
+    Returns whether the bucket was created. Without `overwrite`, an existing block of either name is an error.
+    """
     credentials = credentials_from_env()
-    credentials.save(settings.AWS_CREDENTIALS_BLOCK, overwrite=True)
+    credentials.save(credentials_block, overwrite=overwrite)
     bucket = settings.s3_bucket_name()
-    S3Bucket(bucket_name=bucket, credentials=credentials).save(settings.S3_BUCKET_BLOCK, overwrite=True)
-    created = ensure_bucket(credentials, bucket)
+    S3Bucket(bucket_name=bucket, credentials=credentials).save(bucket_block, overwrite=overwrite)
+    return ensure_bucket(credentials, bucket)
+
+
+def register_blocks() -> str:
+    """Save (overwrite) the project's two blocks, create the bucket when missing; returns the `result_storage` slug."""
+    created = save_blocks(settings.S3_BUCKET_BLOCK, settings.AWS_CREDENTIALS_BLOCK, overwrite=True)
+    bucket = settings.s3_bucket_name()
     where = settings.s3_endpoint_url() or "AWS"
     print(
         f"blocks {settings.AWS_CREDENTIALS_BLOCK}, {settings.S3_BUCKET_BLOCK} saved; bucket {bucket} on {where}"

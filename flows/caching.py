@@ -1,19 +1,33 @@
-"""Lesson 4, caching across flow runs: skip a month whose source has not changed since it was processed.
+"""Lesson 4, caching across flow runs: skip a month when nothing that decides its output has changed.
 
-What it does. A whole month (`tasks.pipeline.etl_month`) runs as one task with `cache_policy=INPUTS +
-TASK_SOURCE`: its key hashes the task's code and its inputs, and Prefect persists the small result (the month's
-summary and output paths) under that key. The input that identifies the data is a *fingerprint* of the source
-(URI, size, and ETag or modification time; `tasks.extract.source_fingerprint`), read from metadata in
-milliseconds. A rerun with the same fingerprint is `Cached` and reads nothing; a changed file gets a new key and
-is recomputed; `refresh_cache=True` recomputes regardless; `cache_expiration` bounds how long a key is trusted.
+What it does. A whole month (`tasks.pipeline.run_month`) runs as one task with `cache_policy=(INPUTS - "zones")
++ TASK_SOURCE`: its key hashes the task's code and its inputs, and Prefect persists the small result (the month's
+summary and output paths) under that key. The inputs are chosen so the key covers everything that decides the
+month's outputs, and nothing that is expensive to hash:
+- a *fingerprint* of the source (URI, size, and ETag or modification time; `tasks.extract.source_fingerprint`),
+  read from metadata in milliseconds, instead of the data itself;
+- the *output version* (`tasks.pipeline.output_version`): a digest of the source of the pipeline modules under
+  `tasks/` (validation rules, engines, schema, transforms, writer), of the rules and limits in force, and of the
+  zone table's content. The wrapper's own source (`TASK_SOURCE`) is only a thin shell around them;
+- the service, month, engine and output root.
+The zone table itself is passed to the task but left out of the key (`INPUTS - "zones"`): its digest is in the
+output version. A rerun with all of these unchanged is `Cached` and reads nothing; an edited rule, a new zone
+table or a changed file gets a new key and is recomputed; `refresh_cache=True` recomputes regardless;
+`cache_expiration` bounds how long a key is trusted.
 
 When it helps. Reruns and backfills over months that did not change: the cached rerun costs a metadata read and
 a result lookup (`cache` in `benchmarks/results.md`).
 
 What it costs, and the traps. Prefect's default policy (`INPUTS + TASK_SOURCE + RUN_ID`) only caches within one
 flow run, so it never skips a rerun. A key over the data itself would hash the whole frame on every call (see
-`flows/quote.py`). And a cache that outlives its outputs lies: the cached result says the month is written, so
-if someone deletes the output folder, rerun with `refresh_cache=True`.
+`flows/quote.py`). A key over the task's source alone would keep serving months validated by old rules. And a
+cache that outlives its outputs lies: the cached result says the month is written, so if someone deletes the
+output folder, rerun with `refresh_cache=True`.
+
+Where it writes. `output`, else `output/lessons/caching/` (`settings.lesson_output_root`): never the lake.
+
+What you see. Each run publishes the table artifact `lesson-caching` (per month: state, `Completed` or `Cached`,
+seconds, rows) and logs the same rows.
 
 Run it: `python -m flows.caching` (cold run, cached rerun, changed source, refresh; on a copy of the sample).
 """
@@ -22,6 +36,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -31,10 +46,13 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from tasks import settings
 from tasks.extract import source_fingerprint
+from tasks.lesson_report import publish_lesson_table
 from tasks.months import Month
-from tasks.pipeline import run_month
+from tasks.pipeline import output_version, run_month
 from tasks.plan import sample_plan
-from tasks.zones import load_zones
+from tasks.zones import ZoneTable, load_zones
+
+ARTIFACT_KEY = "lesson-caching"
 
 
 @task(name="fingerprint", cache_policy=NO_CACHE)
@@ -45,14 +63,23 @@ def fingerprint(source: str) -> dict:
 
 @task(
     name="etl-month-cached",
-    cache_policy=INPUTS + TASK_SOURCE,
+    task_run_name="etl-month-cached-{service}-{month}",
+    cache_policy=(INPUTS - "zones") + TASK_SOURCE,
     cache_expiration=timedelta(days=30),
     persist_result=True,
     result_serializer="json",
 )
-def etl_month_cached(source_version: dict, service: str, month: str, root: str, engine: str, zones: str | None) -> dict:
-    """A month keyed on its source's fingerprint and its parameters, never on the data itself."""
-    summary = run_month(source_version["uri"], service, Month.parse(month), root, load_zones.fn(zones), engine)
+def etl_month_cached(
+    source_version: dict,
+    pipeline_version: dict,
+    service: str,
+    month: str,
+    root: str,
+    engine: str,
+    zones: ZoneTable,
+) -> dict:
+    """A month keyed on its source's fingerprint, the pipeline's output version and its parameters."""
+    summary = run_month(source_version["uri"], service, Month.parse(month), root, zones, engine)
     return asdict(summary)
 
 
@@ -66,14 +93,23 @@ def cached_etl(
     zones: str | None = None,
     refresh: bool = False,
 ) -> list[dict]:
-    """Process each month unless an identical source was already processed into `output`."""
-    root = output or settings.output_root()
+    """Process each month unless the same source, through the same pipeline, was already processed into `output`."""
+    root = output or settings.lesson_output_root("caching")
+    zone_table = load_zones(zones)
+    version = output_version(zone_table)
+    get_run_logger().info("output version (code, rules, zones): %s", version)
     month_task = etl_month_cached.with_options(refresh_cache=refresh)
     results = []
     for month, uri in sample_plan(service, months, source):
-        state = month_task(fingerprint(uri), service, str(month), root, engine, zones, return_state=True)
-        get_run_logger().info("%s %s: %s", service, month, state.name)
-        results.append({**state.result(), "state": state.name})
+        started = time.perf_counter()
+        state = month_task(fingerprint(uri), version, service, str(month), root, engine, zone_table, return_state=True)
+        results.append({**state.result(), "state": state.name, "seconds": round(time.perf_counter() - started, 3)})
+    publish_lesson_table(
+        ARTIFACT_KEY,
+        [{k: r[k] for k in ("month", "state", "seconds", "rows_in", "rows_clean")} for r in results],
+        "per month: Completed (computed) or Cached (skipped), and the seconds it took "
+        "(full size: `cache` in benchmarks/results.md)",
+    )
     return results
 
 

@@ -14,6 +14,14 @@ What it costs. Compression is CPU time on every write and read: lzma is the smal
 the slowest (`serializer` in `benchmarks/results.md`). Note the bytes Prefect stores are base64 text inside a
 JSON record, a third larger than the raw bytes: every size here is what lands in storage.
 
+The trap this lesson avoids. A fixed `result_storage_key` is a cache key: Prefect treats an existing record under
+it as the committed result and returns it without running the task, so a second run with another `rows` would get
+the first run's frame back. Each run therefore stores under its own flow run id
+(`lesson-compression/<flow run id>/<serializer>`, in Prefect's local result storage).
+
+What you see. Each run publishes the table artifact `lesson-compression` (bytes stored, seconds to write and to
+read, per serializer) and logs the same rows.
+
 Run it: `python -m flows.compression` (on the committed sample; prints size and time per serializer).
 """
 
@@ -24,9 +32,11 @@ from pathlib import Path
 import pandas as pd
 from prefect import flow, task
 from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
+from prefect.runtime import flow_run
 from prefect.serializers import CompressedJSONSerializer, CompressedSerializer, PickleSerializer, Serializer
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
+from tasks.lesson_report import publish_lesson_table
 from tasks.measure import Result, seconds
 from tasks.serializers import ParquetSerializer
 
@@ -60,9 +70,15 @@ def serializer_result(table: dict[str, dict[str, float]], rows: int) -> Result:
     )
 
 
-def storage_key(label: str) -> str:
-    """Where the lesson persists the frame for one serializer (under Prefect's local result storage)."""
-    return f"lesson-compression/{label.replace(' ', '_').replace('/', '-').replace('(', '').replace(')', '')}"
+ARTIFACT_KEY = "lesson-compression"
+
+
+def storage_key(label: str, run_id: str) -> str:
+    """Where one flow run persists the frame for one serializer (under Prefect's local result storage).
+
+    The run id makes the key unique per run: an existing key would be returned as already computed.
+    """
+    return f"lesson-compression/{run_id}/{label.replace(' ', '_').replace('/', '-').replace('(', '').replace(')', '')}"
 
 
 @task(persist_result=True, result_serializer=CompressedJSONSerializer())
@@ -87,11 +103,19 @@ def compression_lesson(rows: int | None = None) -> dict[str, dict[str, float]]:
     summarize(frame)
     measured = {}
     for label, serializer in SERIALIZERS.items():
-        key = storage_key(label)
+        key = storage_key(label, flow_run.id)
         persisted = keep_frame.with_options(result_serializer=serializer, result_storage_key=key)(frame)
-        assert persisted.shape == frame.shape
+        if persisted.shape != frame.shape:
+            raise RuntimeError(f"{key}: the persisted result is not this run's frame ({persisted.shape})")
         measured[label] = measure_serializer(frame, serializer)
         measured[label]["bytes_on_disk"] = (Path(PREFECT_LOCAL_STORAGE_PATH.value()) / key).stat().st_size
+        measured[label]["rows"] = len(persisted)
+    publish_lesson_table(
+        ARTIFACT_KEY,
+        [{"serializer": label, **row} for label, row in measured.items()],
+        f"result serializers on {len(frame):,} trips: bytes stored, write and read seconds "
+        "(full size: `serializer` in benchmarks/results.md)",
+    )
     return measured
 
 

@@ -4,7 +4,8 @@ What it does. `dask_months` maps `tasks.pipeline.etl_month` over the months with
 task on a Dask worker; `task_runner=DaskTaskRunner(...)` is chosen per run with `with_options`. With no address
 it starts a `LocalCluster` of worker processes; with `address="tcp://..."` it uses an existing scheduler (`make
 dask` starts one with two workers on 127.0.0.1). A last task runs a `dask.dataframe` aggregation on the same
-cluster through `prefect_dask.get_dask_client`, reading the partitions the months just wrote.
+cluster through `prefect_dask.get_dask_client`, reading exactly the files this run's months wrote (never other
+months that happen to be under the same output folder).
 
 When it helps. When one month's work is single-threaded (the pandas engine) and there are idle cores or machines:
 months then run side by side (`dask` in `benchmarks/results.md`). When it does not: polars already uses every
@@ -16,6 +17,11 @@ summaries, never frames. Only `.submit()`/`.map()` go to Dask; a plain call runs
 worker process talks to the Prefect API: without `PREFECT_API_URL`, each would start its own temporary server,
 so this lesson uses worker processes only when an API URL is set, and threads otherwise.
 
+Where it writes. `output`, else `output/lessons/dask/` (`settings.lesson_output_root`): never the lake.
+
+What you see. Each run publishes the table artifact `lesson-dask` (per month: rows in, rows clean, seconds on its
+worker) and logs it with the trips per pickup borough that dask.dataframe computed.
+
 Run it: `python -m flows.dask_runner` (LocalCluster on the sample), or `make dask` then
 `python -m flows.dask_runner --address tcp://127.0.0.1:<port>` (the port `make dask` printed).
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from dataclasses import asdict
 
 import dask.dataframe as dd
@@ -33,18 +40,19 @@ from prefect.settings import PREFECT_API_URL
 from prefect_dask import DaskTaskRunner, get_dask_client
 
 from tasks import settings
-from tasks.load import dataset_path
+from tasks.lesson_report import publish_lesson_table
 from tasks.pipeline import etl_month, run_month
 from tasks.plan import sample_plan
 from tasks.zones import load_zones
 
+ARTIFACT_KEY = "lesson-dask"
+
 
 @task(name="trips-per-borough", cache_policy=NO_CACHE)
-def trips_per_borough(root: str, service: str) -> dict[str, int]:
-    """A dask.dataframe aggregation over every written month, computed on the flow's own Dask cluster."""
-    folder = dataset_path(root, "trips", service)
+def trips_per_borough(paths: list[str]) -> dict[str, int]:
+    """A dask.dataframe aggregation over the given trips files, computed on the flow's own Dask cluster."""
     with get_dask_client():
-        trips = dd.read_parquet(folder, columns=["pu_borough"], storage_options=settings.storage_options(root))
+        trips = dd.read_parquet(paths, columns=["pu_borough"], storage_options=settings.storage_options(paths[0]))
         counts = trips.groupby("pu_borough").size().compute()
     return {str(borough): int(n) for borough, n in counts.items()}
 
@@ -57,14 +65,25 @@ def dask_months(
     output: str | None = None,
     engine: str = "pandas",
 ) -> dict:
-    """Map the months over the flow's Dask task runner, then aggregate the output with dask.dataframe."""
-    root, zones = output or settings.output_root(), load_zones()
+    """Map the months over the flow's Dask task runner, then aggregate what they wrote with dask.dataframe."""
+    started = time.perf_counter()
+    root, zones = output or settings.lesson_output_root("dask"), load_zones()
     chosen, sources = zip(*sample_plan(service, months, source), strict=True)
     futures = etl_month.map(
         list(sources), unmapped(service), list(chosen), unmapped(root), unmapped(zones), unmapped(engine)
     )
     summaries = [asdict(summary) for summary in futures.result()]
-    return {"months": summaries, "trips_per_borough": trips_per_borough.submit(root, service).result()}
+    boroughs = trips_per_borough.submit([summary["outputs"]["trips"] for summary in summaries]).result()
+    publish_lesson_table(
+        ARTIFACT_KEY,
+        [
+            {k: s[k] for k in ("month", "rows_in", "rows_clean")} | {"seconds": s["step_seconds"]["month"]}
+            for s in summaries
+        ],
+        f"{len(summaries)} month(s), {engine} engine, mapped over Dask in {time.perf_counter() - started:.2f} s; "
+        f"trips per pickup borough: {boroughs} (full size: `dask` in benchmarks/results.md)",
+    )
+    return {"months": summaries, "trips_per_borough": boroughs}
 
 
 def sequential_months(
@@ -75,7 +94,7 @@ def sequential_months(
     engine: str = "pandas",
 ) -> list[dict]:
     """The baseline: the same months, one after another, with the same function, in one process."""
-    root, zones = output or settings.output_root(), load_zones.fn()
+    root, zones = output or settings.lesson_output_root("dask-sequential"), load_zones.fn()
     return [asdict(run_month(uri, service, m, root, zones, engine)) for m, uri in sample_plan(service, months, source)]
 
 

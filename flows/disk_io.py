@@ -12,7 +12,15 @@ of growing with the number of months (`disk_io` in `benchmarks/results.md`), res
 the files are there for the next flow, a notebook, or a retry. With `s3://` paths it works across machines.
 
 What it costs. Storage, and an extra read when the next step needs the data. You manage the files (this project
-keeps them as the output dataset anyway); Prefect's UI shows paths, not data.
+keeps them as the output dataset anyway); Prefect's UI shows paths, not data. With `s3://` paths, polars needs its
+own spelling of the endpoint (`aws_endpoint_url`; `settings.polars_storage_options`), not fsspec's.
+
+Where it writes. `output`, else `output/lessons/disk-io/` (`settings.lesson_output_root`): never the lake.
+
+What you see. Each variant publishes a table artifact (`lesson-disk-io` for paths, `lesson-disk-io-in-memory`)
+with its months, trips, seconds and the flow process's peak memory so far, and logs the same row. Peak memory
+only compares between fresh processes (a process's high-water mark never goes down), as `python -m flows.disk_io`
+and the benchmark run them.
 
 Run it: `python -m flows.disk_io` (each variant in a fresh process on the sample; prints their peak memory).
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 
 import polars as pl
 import pyarrow as pa
@@ -29,6 +38,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import settings
+from tasks.lesson_report import publish_lesson_table
 from tasks.measure import peak_rss_mb, run_child
 from tasks.months import Month
 from tasks.pipeline import etl_month, transform_month
@@ -51,7 +61,7 @@ def report_from_tables(tables: list[pa.Table]) -> list[dict]:
 
 @task(name="report-from-paths", cache_policy=NO_CACHE)
 def report_from_paths(paths: list[str]) -> list[dict]:
-    return borough_report(pl.scan_parquet(paths, storage_options=settings.storage_options(paths[0]) or None))
+    return borough_report(pl.scan_parquet(paths, storage_options=settings.polars_storage_options(paths[0]) or None))
 
 
 def borough_report(trips: pl.LazyFrame) -> list[dict]:
@@ -61,6 +71,20 @@ def borough_report(trips: pl.LazyFrame) -> list[dict]:
     return report.collect().to_dicts()
 
 
+def publish_variant(key: str, variant: str, months: int, report: list[dict], started: float) -> None:
+    """The variant's measured effect, as the artifact `key` and a log line."""
+    row = {
+        "variant": variant,
+        "months": months,
+        "trips": sum(r["trips"] for r in report),
+        "seconds": round(time.perf_counter() - started, 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+    publish_lesson_table(
+        key, [row], f"{variant}: trips per pickup borough over {months} month(s) (full size: benchmarks/results.md)"
+    )
+
+
 @flow(name="lesson-disk-io-in-memory")
 def months_in_memory(
     service: str = "yellow",
@@ -68,9 +92,12 @@ def months_in_memory(
     source: str = settings.SAMPLE_SOURCE,
     engine: str = "polars",
 ) -> list[dict]:
-    zones = load_zones()
-    tables = [month_to_table(uri, service, month, zones, engine) for month, uri in sample_plan(service, months, source)]
-    return report_from_tables(tables)
+    """The baseline: every month's trips come back to the flow as results, and the report gets them all."""
+    started, zones, plan = time.perf_counter(), load_zones(), sample_plan(service, months, source)
+    tables = [month_to_table(uri, service, month, zones, engine) for month, uri in plan]
+    report = report_from_tables(tables)
+    publish_variant("lesson-disk-io-in-memory", "in-memory results", len(plan), report, started)
+    return report
 
 
 @flow(name="lesson-disk-io-via-paths")
@@ -81,11 +108,13 @@ def months_via_paths(
     engine: str = "polars",
     output: str | None = None,
 ) -> list[dict]:
-    zones, root = load_zones(), output or settings.output_root()
-    summaries = [
-        etl_month(uri, service, month, root, zones, engine) for month, uri in sample_plan(service, months, source)
-    ]
-    return report_from_paths([summary.outputs["trips"] for summary in summaries])
+    """The lesson: each month is written where it belongs and only its path comes back; the report reads them."""
+    started, zones, plan = time.perf_counter(), load_zones(), sample_plan(service, months, source)
+    root = output or settings.lesson_output_root("disk-io")
+    summaries = [etl_month(uri, service, month, root, zones, engine) for month, uri in plan]
+    report = report_from_paths([summary.outputs["trips"] for summary in summaries])
+    publish_variant("lesson-disk-io", "paths", len(plan), report, started)
+    return report
 
 
 def compare_in_fresh_processes(months: list[str], source: str, output: str, engine: str = "polars") -> dict:

@@ -17,7 +17,10 @@ pipeline's data tasks use `NO_CACHE`, or pass paths instead of frames (`flows/di
 What it costs. A quoted argument is invisible to Prefect: no dependency edge in the UI, and a quoted future is
 passed as the future object itself, unresolved. Use `opaque` for futures.
 
-Run it: `python -m flows.quote` (on the committed sample; prints its own measurements).
+What you see. Each run publishes its measurements as the table artifact `lesson-quote` (seconds per call,
+baseline and optimized, and their ratio) and logs the same rows; `benchmarks/results.md` has them at full size.
+
+Run it: `python -m flows.quote` (on the committed sample; `rows` limits the frame; prints its measurements).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from prefect.utilities.annotations import opaque, quote
 
 from tasks import settings
 from tasks.extract import read_trip_file
+from tasks.lesson_report import publish_lesson_table
 from tasks.measure import Result, seconds
 from tasks.schema import normalize_table
 
@@ -97,10 +101,14 @@ def measure_calls(frame: pd.DataFrame, repeat: int = 3) -> list[Result]:
     return [collection, dataframe, no_cache]
 
 
+ARTIFACT_KEY = "lesson-quote"
+
+
 @flow(name="lesson-quote")
-def quote_lesson() -> list[dict]:
-    """Measure plain vs quoted calls on the sample, and show the dependency edge `quote` drops."""
+def quote_lesson(rows: int | None = None) -> list[dict]:
+    """Measure plain vs quoted calls on the sample (its first `rows`, if given), and show the edge `quote` drops."""
     frame = load_sample()
+    frame = frame.head(rows) if rows else frame
     results = measure_calls(frame)
     upstream = load_sample.submit()
     received = {
@@ -109,7 +117,13 @@ def quote_lesson() -> list[dict]:
         "quote": describe.submit(quote(upstream)).result(),  # the future object itself; no edge
     }
     get_run_logger().info("what the task received: %s", received)
-    return [result.to_dict() for result in results]
+    measured = [result.to_dict() for result in results]
+    publish_lesson_table(
+        ARTIFACT_KEY,
+        [{k: row[k] for k in ("name", "metric", "baseline", "optimized", "ratio", "rows")} for row in measured],
+        "quote vs NO_CACHE: task call seconds, baseline and optimized (full size: benchmarks/results.md)",
+    )
+    return measured
 
 
 if __name__ == "__main__":

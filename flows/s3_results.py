@@ -1,10 +1,10 @@
 """Lesson 2, task results in S3 through a prefect-aws `S3Bucket` block.
 
-What it does. `result_storage="s3-bucket/taxi-results"` tells Prefect to persist a task's result as an object in
-the bucket that block names, under `result_storage_key` (here `lesson-s3/<flow run>/<service>-<month>-trips`).
-Any process that can load the block (a retry, a cached rerun, another worker, a notebook) can read it back.
-`blocks/register.py` creates the `AwsCredentials` and `S3Bucket` blocks from the environment and creates the
-bucket when it is missing. The frame is stored with `ParquetSerializer` (`flows/compression.py` shows why).
+What it does. `result_storage="s3-bucket/<block>"` tells Prefect to persist a task's result as an object in the
+bucket that block names, under `result_storage_key` (here `lesson-s3/<flow run>/<service>-<month>-trips`, unique
+per run: an existing key would be returned as already computed). Any process that can load the block (a retry,
+a cached rerun, another worker, a notebook) can read it back. The frame is stored with `ParquetSerializer`
+(`flows/compression.py` shows why), the borough counts as compressed JSON.
 
 When it helps. Work spread over machines (Dask workers, Kubernetes pods) that share no disk, and results that must
 outlive the process: retries and caching then work across workers and runs.
@@ -12,40 +12,50 @@ outlive the process: retries and caching then work across workers and runs.
 What it costs. A network round trip and the serializer's time on every persisted result, and storage to clean
 up (set a lifecycle rule on the bucket). For results nobody reads again, don't persist them.
 
-Where S3 comes from. With no endpoint configured and no AWS credentials, `python -m flows.s3_results` starts moto
-(a local S3 API) on 127.0.0.1 for the run; `make s3` starts a standing one; with real credentials it uses AWS
-(`TAXI_S3_BUCKET` names the bucket).
+Which bucket. The blocks are the user's: a run never rewrites them. `python -m blocks.register` saves the
+project's `taxi-results` block from the environment; when it exists and its bucket answers, the lesson uses it.
+Otherwise the run saves blocks of its own under a unique name (`lesson-s3-<id>`), from the environment, on a local
+moto server it starts when no S3 is configured at all, and deletes them when it ends.
+
+What you see. Each run publishes the table artifact `lesson-s3-results` (every object written, its bytes and what
+it holds) and logs the same rows.
 
 Run it: `python -m flows.s3_results` (prints the objects written and loads one back).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 
 import boto3
 import pyarrow as pa
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, task
-from prefect_aws import S3Bucket
+from prefect._internal.result_records import ResultRecord
+from prefect_aws import AwsCredentials, S3Bucket
 
 from blocks.local_s3 import local_s3
-from blocks.register import register_blocks
+from blocks.register import save_blocks
 from tasks import settings
+from tasks.lesson_report import publish_lesson_table
 from tasks.months import Month
 from tasks.pipeline import transform_month
 from tasks.plan import sample_plan
 from tasks.serializers import ParquetSerializer
 from tasks.zones import load_zone_table
 
-RESULT_STORAGE = f"s3-bucket/{settings.S3_BUCKET_BLOCK}"
 RESULT_PREFIX = "lesson-s3"
+ARTIFACT_KEY = "lesson-s3-results"
 
 
 # No `cache_policy` here on purpose: with `result_storage_key` set, Prefect keys the result by that template and
 # hashes no argument. Adding `cache_policy=NO_CACHE` would silently persist nothing (Prefect 3.8 computes no key).
+# `result_storage` is set per run from the flow's `bucket_block` parameter.
 @task(
     persist_result=True,
-    result_storage=RESULT_STORAGE,
     result_serializer=ParquetSerializer(),
     result_storage_key=RESULT_PREFIX + "/{flow_run.id}/{parameters[service]}-{parameters[month]}-trips",
 )
@@ -57,7 +67,6 @@ def clean_trips(source: str, service: str, month: str) -> pa.Table:
 
 @task(
     persist_result=True,
-    result_storage=RESULT_STORAGE,
     result_serializer="compressed/json",
     result_storage_key=RESULT_PREFIX + "/{flow_run.id}/{parameters[service]}-borough-counts",
 )
@@ -69,19 +78,41 @@ def borough_counts(trips: list[pa.Table], service: str) -> dict[str, int]:
 
 
 @flow(name="lesson-s3-results")
-def s3_results(service: str = "yellow", months: list[str] | None = None, source: str = settings.SAMPLE_SOURCE) -> dict:
-    """Persist each month's trips and a summary to the S3 block; return the object keys written."""
+def s3_results(
+    service: str = "yellow",
+    months: list[str] | None = None,
+    source: str = settings.SAMPLE_SOURCE,
+    bucket_block: str = settings.S3_BUCKET_BLOCK,
+) -> dict:
+    """Persist each month's trips and a summary through the `S3Bucket` block `bucket_block`; list what was written."""
     from prefect.runtime import flow_run
 
-    trips = [clean_trips(uri, service, str(month)) for month, uri in sample_plan(service, months, source)]
-    counts = borough_counts(trips, service)
-    return {"counts": counts, "prefix": f"{RESULT_PREFIX}/{flow_run.id}/"}
+    storage = f"s3-bucket/{bucket_block}"
+    persist_trips = clean_trips.with_options(result_storage=storage)
+    trips = [persist_trips(uri, service, str(month)) for month, uri in sample_plan(service, months, source)]
+    counts = borough_counts.with_options(result_storage=storage)(trips, service)
+    prefix = f"{RESULT_PREFIX}/{flow_run.id}/"
+    objects = stored_objects(bucket_block, prefix)
+    publish_lesson_table(
+        ARTIFACT_KEY,
+        [{"object": key, "bytes": size, "holds": describe_object(key)} for key, size in objects.items()],
+        f"task results persisted through the S3Bucket block {bucket_block} under {prefix}",
+    )
+    return {"counts": counts, "prefix": prefix, "bucket_block": bucket_block, "objects": objects}
 
 
-def list_objects(prefix: str) -> list[str]:
-    client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url(), region_name=settings.aws_region())
-    listing = client.list_objects_v2(Bucket=settings.s3_bucket_name(), Prefix=prefix)
-    return sorted(item["Key"] for item in listing.get("Contents", []))
+def describe_object(key: str) -> str:
+    return "borough counts (compressed JSON)" if key.endswith("-borough-counts") else "a month's trips (parquet)"
+
+
+def stored_objects(bucket_block: str, prefix: str) -> dict[str, int]:
+    """`{key: bytes}` of every object under `prefix` in the block's bucket, sorted by key."""
+    listing = S3Bucket.load(bucket_block).list_objects(prefix)
+    return {item["Key"]: int(item["Size"]) for item in sorted(listing, key=lambda item: item["Key"])}
+
+
+def list_objects(prefix: str, bucket_block: str = settings.S3_BUCKET_BLOCK) -> list[str]:
+    return list(stored_objects(bucket_block, prefix))
 
 
 def needs_local_s3() -> bool:
@@ -89,24 +120,69 @@ def needs_local_s3() -> bool:
     return settings.s3_endpoint_url() is None and boto3.Session().get_credentials() is None
 
 
+def bucket_answers(credentials: AwsCredentials, bucket_name: str) -> bool:
+    """Whether the bucket exists and its endpoint is up (one quick attempt: a dead endpoint fails in a second)."""
+    session = credentials.get_boto3_session()
+    client = session.client(
+        "s3",
+        endpoint_url=credentials.aws_client_parameters.endpoint_url,
+        config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}),
+    )
+    try:
+        client.head_bucket(Bucket=bucket_name)
+    except (BotoCoreError, ClientError):
+        return False
+    return True
+
+
+def registered_bucket_is_live() -> bool:
+    """The user's `taxi-results` block exists and its bucket answers."""
+    try:
+        bucket = S3Bucket.load(settings.S3_BUCKET_BLOCK)
+    except ValueError:  # no such block
+        return False
+    return bucket_answers(bucket.credentials, bucket.bucket_name)
+
+
+@contextmanager
+def result_bucket() -> Iterator[str]:
+    """The name of an `S3Bucket` block to store this run's results through, valid inside the `with` block.
+
+    The user's registered block when it is live; otherwise blocks of the run's own, saved under a unique name
+    from the environment (on a local moto when no S3 is configured) and deleted afterwards. Never overwrites.
+    """
+    if registered_bucket_is_live():
+        yield settings.S3_BUCKET_BLOCK
+        return
+    with local_s3() if needs_local_s3() else nullcontext():
+        name = f"lesson-s3-{uuid.uuid4().hex[:12]}"
+        save_blocks(bucket_block=name, credentials_block=name)
+        try:
+            yield name
+        finally:
+            S3Bucket.delete(name)
+            AwsCredentials.delete(name)
+
+
 @flow(name="lesson-s3")
 def s3_results_lesson(service: str = "yellow", months: list[str] | None = None) -> dict:
-    """The whole lesson as one deployable flow: S3 (local moto if none is configured), blocks, results."""
+    """The whole lesson as one deployable flow: a live bucket block (or the run's own), results, one read back."""
     return demonstrate(service, months)
 
 
 def demonstrate(service: str = "yellow", months: list[str] | None = None) -> dict:
-    with local_s3() if needs_local_s3() else nullcontext():
-        register_blocks()
-        result = s3_results(service, months)
-        keys = list_objects(result["prefix"])
-        first = S3Bucket.load(settings.S3_BUCKET_BLOCK).read_path(keys[-1])
-        return {**result, "keys": keys, "first_object_bytes": len(first)}
+    """Persist the months' results to S3, then load the first month's trips back through the block."""
+    with result_bucket() as bucket_block:
+        result = s3_results(service, months, bucket_block=bucket_block)
+        first_trips = next(key for key in result["objects"] if key.endswith("-trips"))
+        loaded = ResultRecord.deserialize(S3Bucket.load(bucket_block).read_path(first_trips)).result
+        return {**result, "first_trips_object": first_trips, "first_trips_rows": loaded.num_rows}
 
 
 if __name__ == "__main__":
     outcome = demonstrate()
-    print(f"bucket {settings.s3_bucket_name()}, objects under {outcome['prefix']}:")
-    for key in outcome["keys"]:
-        print(f"  {key}")
+    print(f"through block {outcome['bucket_block']}, objects under {outcome['prefix']}:")
+    for key, size in outcome["objects"].items():
+        print(f"  {key}  {size:,} bytes")
+    print(f"{outcome['first_trips_object']} loads back as {outcome['first_trips_rows']:,} trips")
     print(f"trips per pickup borough: {outcome['counts']}")

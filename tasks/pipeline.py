@@ -4,16 +4,24 @@
 unit instead: to cache it (`flows/caching.py`), map it over Dask workers (`flows/dask_runner.py`), pass its output
 by path (`flows/disk_io.py`) or compare it with and without Prefect (the benchmark's `overhead`). They all use
 this one composition of the same pure functions.
+
+`output_version` names everything besides the source file and the run's parameters that decides what a month's
+outputs are: the pipeline's code, its rules and limits, and the zone table. A cache key over a month must cover
+it, or an edited rule would leave months cached with the old one (`flows/caching.py`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from pathlib import Path
 
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks import rules, settings
 from tasks.extract import read_trip_file
 from tasks.load import write_month
 from tasks.months import Month
@@ -49,6 +57,44 @@ def run_month(source: str, service: str, month: Month, root: str, zones: ZoneTab
     summary.step_seconds["month"] = round(time.perf_counter() - started, 3)
     summary.finished_at = time.time()
     return summary
+
+
+# Modules under tasks/ that cannot change a month's outputs; every other module's source is in `code_version`.
+OUTPUT_INDEPENDENT_MODULES = frozenset({"__init__.py", "lesson_report.py", "measure.py", "plan.py", "serializers.py"})
+TASKS_DIR = Path(__file__).resolve().parent
+
+
+def code_version() -> str:
+    """A digest of the source of every module under tasks/ that shapes a month's outputs (engines included).
+
+    Any edit there, a rule's threshold, a derived column, a schema mapping, changes it: conservative on purpose,
+    since a cache that misses a real change serves wrong data, while one that misses a cosmetic one costs a rerun.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(TASKS_DIR.rglob("*.py")):
+        if path.name not in OUTPUT_INDEPENDENT_MODULES:
+            digest.update(path.relative_to(TASKS_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def rules_version() -> str:
+    """A digest of the validation rules and the limits in force now (settings may differ from the source)."""
+    described = {
+        "rules": [(rule.reason, rule.description) for rule in rules.RULES],
+        "limits": [settings.MAX_TRIP_HOURS, settings.MAX_TRIP_MILES, settings.MAX_AVG_SPEED_MPH],
+        "compression": settings.PARQUET_COMPRESSION,
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def zone_table_version(zones: ZoneTable) -> str:
+    """A digest of the zone table's content (not its origin: the same table cached or downloaded is the same)."""
+    return hashlib.sha256(json.dumps(zones.table.to_pydict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def output_version(zones: ZoneTable) -> dict[str, str]:
+    """What, besides the source and the parameters, decides a month's outputs: put it in any cache key."""
+    return {"code": code_version(), "rules": rules_version(), "zones": zone_table_version(zones)}
 
 
 @task(name="etl-month", cache_policy=NO_CACHE)

@@ -63,6 +63,14 @@ def output_root() -> str:
     return os.environ.get("TAXI_OUTPUT_ROOT", str(PROJECT_ROOT / "output"))
 
 
+def lesson_output_root(lesson: str) -> str:
+    """Where a lesson writes by default: `TAXI_LESSONS_ROOT/<lesson>`, else `./output/lessons/<lesson>`.
+
+    Never under `TAXI_OUTPUT_ROOT`: lessons process synthetic or sample data, which must not mix with the lake.
+    """
+    return f"{os.environ.get('TAXI_LESSONS_ROOT', str(PROJECT_ROOT / 'output' / 'lessons')).rstrip('/')}/{lesson}"
+
+
 def s3_endpoint_url() -> str | None:
     """A custom S3 endpoint (moto, MinIO, ...) from `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`; None for AWS."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -88,6 +96,13 @@ def fsspec_options(uri: str) -> dict:
             "retries": {"total_max_attempts": S3_CLIENT_ATTEMPTS, "mode": "standard"},
         }
     return options
+
+
+def polars_storage_options(uri: str) -> dict:
+    """The same S3 endpoint for polars, which reads object_store keys (`aws_endpoint_url`), not fsspec's."""
+    if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
+        return {"aws_endpoint_url": endpoint}
+    return {}
 
 
 # Prefect blocks for S3 result storage (`python -m blocks.register`).

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pytest
 from prefect import flow
 from prefect._internal.result_records import ResultRecord
@@ -18,7 +19,9 @@ from prefect.utilities.annotations import opaque, quote
 from data.generate import write_month
 from flows import caching, compression, disk_io
 from flows.quote import describe, load_sample
+from tasks import pipeline, settings
 from tasks.months import Month
+from tasks.zones import synthetic_zone_table
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 TINY_ROWS = 3_000
@@ -80,15 +83,41 @@ def test_caching_across_runs(tiny_months, tmp_path):
     assert states(refresh=True) == ["Completed", "Completed"]
 
 
+def test_cache_key_covers_rules_code_and_zone_table(tiny_months, tmp_path, monkeypatch):
+    source, _ = tiny_months
+    output = str(tmp_path / "out")
+
+    def state(**options) -> str:
+        [run] = caching.cached_etl(source=source, months=["2025-01"], output=output, **options)
+        return run["state"]
+
+    assert state() == "Completed"
+    assert state() == "Cached"
+    monkeypatch.setattr(settings, "MAX_TRIP_MILES", settings.MAX_TRIP_MILES - 1)  # a rule's limit changes
+    assert state() == "Completed"
+    assert state() == "Cached"
+    monkeypatch.setattr(pipeline, "code_version", lambda: "an edited validation rule")  # pipeline code changes
+    assert state() == "Completed"
+    assert state() == "Cached"
+    zones = synthetic_zone_table()
+    boroughs, moved = zones.column("borough").to_pylist(), zones.column("location_id").to_pylist().index(2)
+    boroughs[moved] = "Bronx" if boroughs[moved] != "Bronx" else "Brooklyn"
+    zone_csv = tmp_path / "zones.csv"
+    pa_csv.write_csv(zones.set_column(1, "borough", pa.array(boroughs)), zone_csv)  # one zone moved borough
+    assert state(zones=str(zone_csv)) == "Completed"
+    assert state(zones=str(zone_csv)) == "Cached"
+
+
 def test_compressed_results_are_smaller_and_round_trip():
-    measured = compression.compression_lesson(rows=2_000)
+    state = compression.compression_lesson(rows=2_000, return_state=True)
+    measured, run_id = state.result(), state.state_details.flow_run_id
     pickle_bytes = measured["pickle"]["bytes_on_disk"]
     for label, row in measured.items():
         if label != "pickle":
             assert row["bytes_on_disk"] < pickle_bytes, label
     frame = load_sample.fn().head(2_000)
     for label in measured:
-        stored = Path(PREFECT_LOCAL_STORAGE_PATH.value()) / compression.storage_key(label)
+        stored = Path(PREFECT_LOCAL_STORAGE_PATH.value()) / compression.storage_key(label, str(run_id))
         pd.testing.assert_frame_equal(ResultRecord.deserialize(stored.read_bytes()).result, frame)
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import os
 
+import boto3
 import pyarrow as pa
 import pytest
 from prefect._internal.result_records import ResultRecord
+from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 from prefect_aws import S3Bucket
 
 import servers
-from blocks.register import register_blocks
-from flows import dask_runner, s3_results
+from blocks.register import credentials_from_env, register_blocks
+from flows import dask_runner, disk_io, s3_results
 from tasks import settings
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
@@ -44,6 +46,54 @@ def test_results_land_in_the_bucket_and_load_back(fresh_bucket_name):
     assert isinstance(trips, pa.Table) and trips.num_rows > 0
     counts = ResultRecord.deserialize(bucket.read_path(keys[1])).result
     assert counts == outcome["counts"] and sum(counts.values()) == trips.num_rows
+
+
+def test_disk_io_lesson_reads_and_writes_s3(s3_bucket, tiny_source):
+    source, months = tiny_source
+    via_s3 = disk_io.months_via_paths(months=months[:2], source=source, output=f"s3://{s3_bucket}/lessons/disk-io")
+    assert via_s3 == disk_io.months_in_memory(months=months[:2], source=source)
+    assert {row["month"] for row in via_s3} == set(months[:2])
+    listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="lessons/disk-io/trips/")
+    assert len([item["Key"] for item in listing.get("Contents", [])]) == 2
+
+
+def block_settings(name: str) -> tuple[str, str | None]:
+    bucket = S3Bucket.load(name)
+    return bucket.bucket_name, bucket.credentials.aws_client_parameters.endpoint_url
+
+
+def lesson_blocks() -> list[str]:
+    with get_client(sync_client=True) as client:
+        documents = client.read_block_documents()
+    return sorted(d.name for d in documents if d.name and d.name.startswith("lesson-s3-"))
+
+
+def test_s3_lesson_uses_the_registered_block_without_rewriting_it(fresh_bucket_name, monkeypatch, moto_endpoint):
+    register_blocks()
+    registered = block_settings(settings.S3_BUCKET_BLOCK)
+    monkeypatch.setenv("TAXI_S3_BUCKET", f"{fresh_bucket_name}-elsewhere")  # the environment moved on since
+    outcome = s3_results.demonstrate(months=["2025-01"])
+    assert block_settings(settings.S3_BUCKET_BLOCK) == registered == (fresh_bucket_name, moto_endpoint)
+    assert outcome["bucket_block"] == settings.S3_BUCKET_BLOCK
+    stored = boto3.client("s3").list_objects_v2(Bucket=fresh_bucket_name, Prefix=outcome["prefix"])["Contents"]
+    assert {item["Key"]: item["Size"] for item in stored} == outcome["objects"]
+    trips_key = f"{outcome['prefix']}yellow-2025-01-trips"
+    assert outcome["first_trips_object"] == trips_key
+    assert outcome["first_trips_rows"] == sum(outcome["counts"].values()) > 0
+
+
+def test_s3_lesson_leaves_a_dead_registered_block_alone(fresh_bucket_name, monkeypatch, moto_endpoint):
+    dead = f"http://127.0.0.1:{servers.free_port()}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", dead)  # registered while a local S3 ran there, since stopped
+    credentials = credentials_from_env()
+    credentials.save(settings.AWS_CREDENTIALS_BLOCK, overwrite=True)
+    S3Bucket(bucket_name=fresh_bucket_name, credentials=credentials).save(settings.S3_BUCKET_BLOCK, overwrite=True)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    outcome = s3_results.demonstrate(months=["2025-01"])
+    assert block_settings(settings.S3_BUCKET_BLOCK) == (fresh_bucket_name, dead)
+    assert outcome["bucket_block"].startswith("lesson-s3-")
+    assert outcome["first_trips_rows"] == sum(outcome["counts"].values()) > 0
+    assert lesson_blocks() == [], "the run's own blocks are deleted when it ends"
 
 
 @pytest.fixture
