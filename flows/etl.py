@@ -29,7 +29,7 @@ from tasks import settings
 from tasks.extract import extract
 from tasks.load import load
 from tasks.months import Month
-from tasks.plan import plan_months
+from tasks.plan import plan_run
 from tasks.report import MonthSummary, RunSummary, publish_summary, render_markdown
 from tasks.schema import NEW_YORK, normalize
 from tasks.transform import transform
@@ -93,13 +93,15 @@ def taxi_etl(
     """
     logger = get_run_logger()
     started = time.perf_counter()
-    plan = plan_months(service, months, source, now=scheduled_time())
+    plan = plan_run(service, months, source, now=scheduled_time())
     root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, source) else settings.output_root())
     zone_table = load_zones(zones)
     if zone_table.is_synthetic:
         logger.warning("Zone names and boroughs come from the synthetic stand-in: %s", zone_table.origin)
     summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=zone_table.origin)
-    for month, month_source in plan:
+    if plan.latest:
+        summary.latest = plan.latest.describe()
+    for month, month_source in plan.months:
         logger.info("%s %s: reading %s", service, month, month_source)
         try:
             done = process_month(service, month, month_source, root, zone_table, engine)

@@ -47,6 +47,7 @@ class RunSummary:
     months: list[MonthSummary] = field(default_factory=list)
     seconds: float = 0.0
     failure: str = ""  # "<service> <month>: <error>" when a month failed and ended the run
+    latest: str = ""  # how `latest` was resolved, when it was asked for
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +59,8 @@ def render_markdown(summary: RunSummary) -> str:
         f"## taxi_etl: {summary.service}, engine {summary.engine}, {summary.seconds:.1f} s",
         "",
         f"Output: `{summary.output_root}`  ",
-        f"Zone table: {summary.zones_origin}",
+        f"Zone table: {summary.zones_origin}" + ("  " if summary.latest else ""),
+        *([f"Month chosen: {summary.latest}"] if summary.latest else []),
         "",
         "| month | rows in | clean | quarantined | by reason | step seconds |",
         "|---|---:|---:|---:|---|---|",

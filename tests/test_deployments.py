@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,7 +21,10 @@ from prefect import Flow
 from prefect.client.schemas.schedules import CronSchedule
 
 import servers
+from data.generate import write_month as generate_month
 from tasks import settings
+from tasks.months import Month, latest_published
+from tasks.schema import NEW_YORK
 
 ROOT = settings.PROJECT_ROOT
 PREFECT_FILES = [ROOT / "prefect.yaml", *sorted((ROOT / "deploy").glob("prefect-*.yaml"))]
@@ -190,13 +193,16 @@ def test_the_ui_is_served_and_pointed_at_its_own_server(prefect_deployment_serve
         assert page.status == 200 and "<html" in page.read().decode().lower()
 
 
+def flow_runs_of(api: str, deployment_id: str, states: tuple[str, ...] = ()) -> list[dict]:
+    """The deployment's flow runs, in the given state types (all when none are given)."""
+    query: dict = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}}
+    if states:
+        query["flow_runs"]["state"] = {"type": {"any_": list(states)}}
+    return api_post(api, "/flow_runs/filter", query)
+
+
 def scheduled_runs(api: str, deployment_id: str) -> list[dict]:
-    query = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": ["SCHEDULED"]}}}}
-    request = urllib.request.Request(
-        f"{api}/flow_runs/filter", data=json.dumps(query).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+    return flow_runs_of(api, deployment_id, ("SCHEDULED",))
 
 
 def test_monthly_schedules_create_runs_on_the_server(prefect_deployment_server, deployed):
@@ -228,16 +234,67 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
         triggered = run("deployment", "run", name, *[a for p in parameters for a in ("--param", p)])
         assert triggered.returncode == 0, triggered.stdout + triggered.stderr
         flow_runs[name] = re.search(r"UUID: ([0-9a-f-]{36})", triggered.stdout).group(1)
+    latest_month, scheduled_out = schedule_latest_run_soon(api, base)
     servers.start_worker(api, env={"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_HOME": env["PREFECT_HOME"]})
+    flow_runs["etl-yellow, scheduled for latest"] = wait_for_scheduled_run(api, "taxi_etl/etl-yellow", scheduled_out)
     deadline, states = time.monotonic() + 600, {}
     while time.monotonic() < deadline:
         states = {name: api_get(api, f"/flow_runs/{run_id}")["state"] for name, run_id in flow_runs.items()}
         if all(state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for state in states.values()):
             break
         time.sleep(3)
-    summary = {name: (state["type"], (state.get("message") or "")[:300]) for name, state in states.items()}
-    assert all(kind == "COMPLETED" for kind, _ in summary.values()), summary
+    not_completed = {
+        name: (state["type"], (state.get("message") or "")[:300])
+        for name, state in states.items()
+        if state["type"] != "COMPLETED"
+    }
+    assert not not_completed, not_completed
     for service in ("yellow", "green"):
         assert (out / f"trips/service={service}/year=2025/month=01/part-0.parquet").exists()
     assert (out / "trips/service=yellow/year=2025/month=02/part-0.parquet").exists()  # etl-sample: both months
     assert list((out / "disk-io").rglob("part-0.parquet")) and list((out / "dask").rglob("part-0.parquet"))
+    latest_partition = f"trips/service=yellow/year={latest_month.year}/month={latest_month.month:02d}/part-0.parquet"
+    assert (scheduled_out / latest_partition).exists(), sorted(scheduled_out.rglob("*.parquet"))
+
+
+def api_post(api: str, path: str, body: dict | list) -> dict | list:
+    request = urllib.request.Request(
+        f"{api}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def schedule_latest_run_soon(api: str, base: Path) -> tuple[Month, Path]:
+    """Give etl-yellow one more schedule, firing once ~40 s from now, whose run resolves `latest` from its scheduled
+    time like the monthly one does, against a local folder holding that month (synthetic, generated here)."""
+    fires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=40)
+    suggested = latest_published(fires_at.astimezone(ZoneInfo(NEW_YORK)), settings.PUBLICATION_DELAY_MONTHS)
+    source_dir, output = base / "scheduled-source", base / "scheduled-out"
+    generate_month("yellow", suggested, 2_000, source_dir)
+    deployment = api_get(api, "/deployments/name/taxi_etl/etl-yellow")
+    rrule = f"DTSTART:{fires_at:%Y%m%dT%H%M%SZ}\nRRULE:FREQ=MINUTELY;COUNT=1"
+    api_post(
+        api,
+        f"/deployments/{deployment['id']}/schedules",
+        [
+            {
+                "schedule": {"rrule": rrule, "timezone": "UTC"},
+                "active": True,
+                "parameters": {"source": str(source_dir / "{service}_tripdata_{month}.parquet"), "output": str(output)},
+            }
+        ],
+    )
+    return suggested, output
+
+
+def wait_for_scheduled_run(api: str, deployment_name: str, output: Path, timeout: float = 120) -> str:
+    """The id of the run the server's scheduler created for the extra schedule (recognised by its output)."""
+    deployment = api_get(api, f"/deployments/name/{deployment_name}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for run in flow_runs_of(api, deployment["id"]):
+            if run["auto_scheduled"] and run["parameters"].get("output") == str(output):
+                return run["id"]
+        time.sleep(1)
+    raise AssertionError(f"{deployment_name}: the scheduler created no run for the extra schedule in {timeout:.0f} s")
