@@ -78,15 +78,14 @@ def taxi_etl(
     With neither months nor source it runs on the committed sample; with months only, on TLC's official files.
     A month may be `latest`: the newest month TLC has published when the run was scheduled (for schedules).
     `source` may be one file or a template with `{service}`, `{month}`, `{year}`, `{mm}`; `output` a folder or an
-    `s3://` prefix (default `TAXI_OUTPUT_ROOT` or `./output`); `zones` a zone-table CSV (default: TLC's, cached).
+    `s3://` prefix (default `TAXI_OUTPUT_ROOT` or `./output`); `zones` a zone-table CSV, or `tlc` to download
+    TLC's current one (default: TLC's table shipped in `data/`).
     """
     logger = get_run_logger()
     started = time.perf_counter()
     plan = plan_months(service, months, source, now=scheduled_time())
     root = output or settings.output_root()
     zone_table = load_zones(zones)
-    if zone_table.is_synthetic:
-        logger.warning("Zone names and boroughs come from the synthetic stand-in: %s", zone_table.origin)
     summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=zone_table.origin)
     try:
         for month, month_source in plan:
@@ -135,7 +134,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--output", metavar="DIR|s3://...", help="output root (default: $TAXI_OUTPUT_ROOT or ./output)")
     parser.add_argument("--engine", choices=("polars", "pandas"), default="polars", help="dataframe engine")
-    parser.add_argument("--zones", metavar="CSV", help="zone table CSV (default: TLC's, downloaded and cached)")
+    parser.add_argument(
+        "--zones",
+        metavar="CSV|tlc",
+        help="zone table CSV, or tlc to download TLC's current one (default: TLC's table shipped in data/)",
+    )
     return parser.parse_args(argv)
 
 

@@ -25,7 +25,9 @@ SAMPLE_SOURCE = str(SAMPLE_DIR / "{service}_tripdata_{month}.parquet")
 # Official TLC locations. A source template may use {service}, {month} (YYYY-MM), {year} and {mm}.
 TLC_TRIP_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/{service}_tripdata_{month}.parquet"
 TLC_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv"
-ZONES_CACHE = CACHE_DIR / "taxi_zone_lookup.csv"
+SHIPPED_ZONES = DATA_DIR / "taxi_zone_lookup.csv"  # TLC's table, copied from TLC_ZONES_URL: the default
+ZONES_CACHE = CACHE_DIR / "taxi_zone_lookup.csv"  # where `--zones tlc` keeps its download
+ZONE_COUNT_RANGE = (255, 275)  # a zone table outside this many rows is not TLC's (265 today)
 DOWNLOAD_TIMEOUT_SECONDS = 10
 PUBLICATION_DELAY_MONTHS = 2  # TLC publishes a month's file about two months after it ends
 
