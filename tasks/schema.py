@@ -75,9 +75,36 @@ ALIASES = {
 
 NEW_YORK = "America/New_York"
 
+# Source column names (lower-cased prefixes) that only one service's files have. A file with none of them, such
+# as a snake_case mirror (`pickup_datetime`, ...), cannot be told apart and is accepted for either service.
+SERVICE_MARKERS = {"yellow": ("tpep_",), "green": ("lpep_", "trip_type", "ehail_fee")}
+
 
 class SchemaError(ValueError):
     """A file whose columns cannot be mapped onto the canonical schema."""
+
+
+class ServiceMismatchError(SchemaError):
+    """A file whose columns belong to the other service (green trips asked to load as yellow, or the reverse)."""
+
+
+def services_named_by(column_names: list[str]) -> dict[str, list[str]]:
+    """For each service, the columns in `column_names` that only that service's files have."""
+    lowered = [name.strip().lower() for name in column_names]
+    return {
+        service: [name for name, low in zip(column_names, lowered, strict=True) if low.startswith(markers)]
+        for service, markers in SERVICE_MARKERS.items()
+    }
+
+
+def check_service(column_names: list[str], service: str, source: str) -> None:
+    """Refuse a file whose columns name another service than `service`: it would be written under the wrong one."""
+    for other, columns in services_named_by(column_names).items():
+        if other != service and columns:
+            raise ServiceMismatchError(
+                f"{source}: columns {', '.join(columns)} are {other} taxi columns, but the run is for {service}; "
+                f"check --service (or the file). Nothing was written."
+            )
 
 
 def canonical_name(source_name: str) -> str:
@@ -101,8 +128,9 @@ def normalize_table(table: pa.Table, service: str, source: str = "<table>") -> p
 
     Absent optional columns become typed nulls; unknown columns (such as green's always-empty `ehail_fee`)
     are dropped with a log line; when two source columns map to one canonical column, their values are
-    coalesced in file order.
+    coalesced in file order. A file whose columns belong to the other service raises `ServiceMismatchError`.
     """
+    check_service(table.column_names, service, source)
     by_canonical: dict[str, pa.ChunkedArray] = {}
     unknown: list[str] = []
     for name, column in zip(table.column_names, table.columns, strict=True):

@@ -35,6 +35,8 @@ PUBLICATION_DELAY_MONTHS = 2  # TLC publishes a month's file about two months af
 MAX_TRIP_HOURS = 24
 MAX_TRIP_MILES = 250
 MAX_AVG_SPEED_MPH = 100
+# A file is refused for a month when more than this share of its pickups fall in other months (tasks/validate.py).
+MAX_SHARE_OUTSIDE_MONTH = 0.5
 
 # Output files: parquet, zstd-compressed, one file per month partition.
 PARQUET_COMPRESSION = "zstd"
