@@ -50,7 +50,7 @@ def test_minimal_file_gets_the_full_schema_with_typed_nulls():
 def test_codes_stored_as_double_become_nullable_integers():
     codes = {"RatecodeID": pa.array([1.0, None]), "passenger_count": pa.array([2.0, None]), "VendorID": [2, 7]}
     two_rows = {name: pa.concat_arrays([pa.array(col), pa.array(col)]) for name, col in MINIMAL.items()}
-    table = normalize_table(pa.table({**two_rows, **codes}), "green")
+    table = normalize_table(pa.table({**two_rows, **codes}), "yellow")
     assert table.column("ratecode_id").to_pylist() == [1, None]
     assert table.column("passenger_count").type == pa.int32()
     assert table.column("vendor_id").to_pylist() == [2, 7]
