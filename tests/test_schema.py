@@ -85,6 +85,6 @@ def test_text_timestamps_from_csv_and_timezone_aware_ones():
 
 def test_duplicate_columns_after_matching_are_coalesced():
     table = normalize_table(
-        pa.table({**MINIMAL, "Airport_fee": pa.array([None], pa.float64()), "airport_fee": [1.75]}), "y"
+        pa.table({**MINIMAL, "Airport_fee": pa.array([None], pa.float64()), "airport_fee": [1.75]}), "yellow"
     )
     assert table.column("airport_fee").to_pylist() == [1.75]
