@@ -1,8 +1,10 @@
 """Validation rules: each has a reason code, and a failing row is quarantined under the first rule it breaks.
 
 The rules are data here and are implemented once per engine (`tasks/engines/`); a parity test holds the engines
-to identical results. Order matters: a row with no pickup time cannot be checked against its month, so
-`missing_value` runs first, and each later rule may assume the earlier ones passed.
+to identical results. Durations are measured between real instants, not wall-clock times: see
+`DURATION_ON_INSTANTS` for how daylight-saving changes are handled. Order matters: a row with no pickup time
+cannot be checked against its month, so `missing_value` runs first, and each later rule may assume the earlier
+ones passed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ RULES = (
         "pickup_outside_month",
         "pickup is not inside the requested month (TLC files carry stray days and years)",
     ),
-    Rule("dropoff_not_after_pickup", "dropoff is at or before pickup"),
+    Rule("dropoff_not_after_pickup", "dropoff is at or before pickup, as real instants (across DST changes too)"),
     Rule("implausible_duration", f"trip lasts more than {MAX_TRIP_HOURS} hours"),
     Rule("implausible_distance", f"trip distance is negative or above {MAX_TRIP_MILES} miles"),
     Rule("implausible_speed", f"average speed above {MAX_AVG_SPEED_MPH} mph"),
@@ -32,6 +34,20 @@ RULES = (
     Rule("unknown_zone", "pickup or dropoff zone is not a known TLC zone (absent, or TLC's 'Unknown' zone 264)"),
 )
 REASONS = tuple(rule.reason for rule in RULES)
+
+# How both engines measure a trip's duration (used by three rules and by `transform`).
+DURATION_ON_INSTANTS = """
+TLC's timestamps are naive New York wall-clock times. Durations are measured between real instants, each time
+localized to America/New_York, so a trip across a daylight-saving change lasts what it lasted:
+- a time in the skipped spring hour (02:00-02:59 on the March change day) does not exist on the clock; it is read
+  with the offset in force before the change (EST), as a meter not yet moved forward shows it: 02:30 is 03:30 EDT;
+- a time in the repeated autumn hour (01:00-01:59 on the November change day) happened twice; each trip takes the
+  readings of its pickup and dropoff that give the shortest positive duration (most trips are short), so 01:50 ->
+  01:05 is a 15-minute trip, not a dropoff before the pickup. When no reading is positive, the first readings are
+  used and the trip is quarantined as `dropoff_not_after_pickup`.
+Everything else (the month a pickup belongs to, pickup date, hour and weekday) stays on the wall clock, as TLC
+publishes it.
+"""
 MICROSECONDS_PER_HOUR = 3_600_000_000
 MAX_TRIP_MICROSECONDS = MAX_TRIP_HOURS * MICROSECONDS_PER_HOUR
 

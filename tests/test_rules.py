@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from tasks.months import Month
 from tasks.rules import REASONS, InvariantError, check_row_invariant
 from tasks.validate import count_reasons, split_valid
 from tests.factories import JAN_2025, trips
@@ -60,6 +61,22 @@ def test_null_optional_columns_do_not_quarantine(engine, known_ids):
     null_block = {"passenger_count": None, "ratecode_id": None, "store_and_fwd_flag": None, "payment_type": 0}
     clean, quarantine = split_valid(trips(null_block), JAN_2025, known_ids, engine)
     assert (clean.num_rows, quarantine.num_rows) == (1, 0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dst_nights_are_judged_on_real_instants(engine, known_ids):
+    """November's repeated hour and March's skipped hour, on their own months."""
+    fall_back = {"pickup_datetime": datetime(2025, 11, 2, 1, 50), "dropoff_datetime": datetime(2025, 11, 2, 1, 5)}
+    backwards = {"pickup_datetime": datetime(2025, 11, 2, 1, 50), "dropoff_datetime": datetime(2025, 11, 2, 0, 30)}
+    clean, quarantine = split_valid(trips(fall_back, backwards), Month(2025, 11), known_ids, engine)
+    assert clean["dropoff_datetime"].to_pylist() == [fall_back["dropoff_datetime"]]
+    assert quarantine["reason"].to_pylist() == ["dropoff_not_after_pickup"]
+    # 23 miles from 01:50 EST to 03:10 EDT is 20 minutes (69 mph), not the 80 the wall clock shows (17 mph).
+    spring = {"pickup_datetime": datetime(2025, 3, 9, 1, 50), "dropoff_datetime": datetime(2025, 3, 9, 3, 10)}
+    fast, slow = {**spring, "trip_distance": 23.0}, {**spring, "trip_distance": 40.0}
+    clean, quarantine = split_valid(trips(fast, slow), Month(2025, 3), known_ids, engine)
+    assert clean["trip_distance"].to_pylist() == [23.0]
+    assert quarantine["reason"].to_pylist() == ["implausible_speed"]
 
 
 def test_invariant_check_rejects_lost_rows():
