@@ -114,7 +114,13 @@ def canonical_name(source_name: str) -> str:
 
 
 def _to_canonical_type(column: pa.ChunkedArray, target: pa.DataType, name: str, source: str) -> pa.ChunkedArray:
-    """Cast one column, refusing lossy casts (a code of 1.5 is an error, not a silent 1)."""
+    """Cast one column, refusing lossy casts (a code of 1.5 is an error, not a silent 1).
+
+    NaN and infinities become null first: no TLC value is either, pandas writes a missing double as NaN, and the
+    later steps (in both engines) must see one kind of missing value, not three.
+    """
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
     if pa.types.is_timestamp(target) and pa.types.is_timestamp(column.type) and column.type.tz is not None:
         column = pc.local_timestamp(column.cast(pa.timestamp(column.type.unit, NEW_YORK)))
     try:

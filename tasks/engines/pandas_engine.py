@@ -78,7 +78,8 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
     frame["trip_duration_min"] = duration / 60_000_000
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["avg_speed_mph"] = frame["trip_distance"].to_numpy() / (duration / MICROSECONDS_PER_HOUR)
-        frame["tip_fraction"] = np.where(total > 0, frame["tip_amount"].fillna(0) / total, 0.0)
+        tip_fraction = np.where(total > 0, frame["tip_amount"].fillna(0) / total, 0.0)
+        frame["tip_fraction"] = np.where(np.isfinite(tip_fraction), tip_fraction, np.nan)  # NaN is written as null
     frame["pickup_date"] = pickup.dt.normalize()
     frame["pickup_hour"] = pickup.dt.hour.astype("Int8")
     frame["pickup_weekday"] = (pickup.dt.day_of_week + 1).astype("Int8")

@@ -110,6 +110,9 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
             trip_duration_min=_duration_us / 60_000_000,
             avg_speed_mph=_speed_mph,
             tip_fraction=pl.when(total > 0).then(pl.col("tip_amount").fill_null(0) / total).otherwise(0.0),
+        )
+        .with_columns(
+            tip_fraction=pl.when(pl.col("tip_fraction").is_finite()).then(pl.col("tip_fraction")),
             pickup_date=pickup.dt.date(),
             pickup_hour=pickup.dt.hour().cast(pl.Int8),
             pickup_weekday=pickup.dt.weekday().cast(pl.Int8),
