@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_HOURS, MAX_TRIP_MILES
+from tasks.settings import MAX_AVG_SPEED_MPH, MAX_SHARE_OUTSIDE_MONTH, MAX_TRIP_HOURS, MAX_TRIP_MILES
 
 
 @dataclass(frozen=True)
@@ -21,17 +21,25 @@ class Rule:
 
 
 RULES = (
-    Rule("missing_value", "pickup or dropoff time, distance, zone or total amount is null"),
+    Rule(
+        "missing_value",
+        "pickup or dropoff time, distance, zone or total amount is null (normalize reads NaN and infinities as null)",
+    ),
     Rule(
         "pickup_outside_month",
-        "pickup is not inside the requested month (TLC files carry stray days and years)",
+        "pickup (wall clock) is not inside the requested month: TLC files carry stray days and years; a file "
+        f"with more than {MAX_SHARE_OUTSIDE_MONTH:.0%} of its pickups outside the month is refused as a whole",
     ),
     Rule("dropoff_not_after_pickup", "dropoff is at or before pickup, as real instants (across DST changes too)"),
-    Rule("implausible_duration", f"trip lasts more than {MAX_TRIP_HOURS} hours"),
+    Rule("implausible_duration", f"trip lasts more than {MAX_TRIP_HOURS} hours (between real instants)"),
     Rule("implausible_distance", f"trip distance is negative or above {MAX_TRIP_MILES} miles"),
     Rule("implausible_speed", f"average speed above {MAX_AVG_SPEED_MPH} mph"),
     Rule("non_positive_total", "total amount is zero or negative (refunds, voids, no-charge trips)"),
-    Rule("unknown_zone", "pickup or dropoff zone is not a known TLC zone (absent, or TLC's 'Unknown' zone 264)"),
+    Rule(
+        "unknown_zone",
+        "pickup or dropoff LocationID is not in the zone table, or its borough there is 'Unknown' "
+        "(zone 264 in TLC's table; zone 265, 'Outside of NYC', is known)",
+    ),
 )
 REASONS = tuple(rule.reason for rule in RULES)
 

@@ -20,7 +20,7 @@ from tasks.validate import WrongMonthError, months_held, split_valid
 from tests.test_parity import assert_same_tables
 
 NOVEMBER = Month(2025, 11)  # holds the autumn DST change (2025-11-02 01:00-01:59 happens twice)
-EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def mostly(ordinary: st.SearchStrategy, *odd: st.SearchStrategy) -> st.SearchStrategy:

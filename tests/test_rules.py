@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pyarrow as pa
 import pytest
 
 from tasks.months import Month
-from tasks.rules import REASONS, InvariantError, check_row_invariant
+from tasks.rules import REASONS, RULES, InvariantError, check_row_invariant
 from tasks.validate import count_reasons, split_valid
+from tasks.zones import ZoneTable
 from tests.factories import JAN_2025, trips
 
 ENGINES = ["polars", "pandas"]
@@ -77,6 +79,27 @@ def test_dst_nights_are_judged_on_real_instants(engine, known_ids):
     clean, quarantine = split_valid(trips(fast, slow), Month(2025, 3), known_ids, engine)
     assert clean["trip_distance"].to_pylist() == [23.0]
     assert quarantine["reason"].to_pylist() == ["implausible_speed"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unknown_zone_means_borough_unknown_in_the_table_or_not_in_it(engine, zones):
+    """What `unknown_zone`'s text says: the zone table's `Unknown` borough decides, not a hard-coded 264."""
+    relabelled = zones.set_column(
+        zones.schema.get_field_index("borough"),
+        "borough",
+        pa.array(
+            [
+                "Unknown" if i == 57 else "Queens" if i == 264 else b
+                for i, b in zip(zones["location_id"].to_pylist(), zones["borough"].to_pylist(), strict=True)
+            ]
+        ),
+    )
+    known = ZoneTable(relabelled, "test").known_location_ids()
+    rows = trips({"pu_location_id": 57}, {"pu_location_id": 264}, {"do_location_id": 300}, {"do_location_id": 265})
+    clean, quarantine = split_valid(rows, JAN_2025, known, engine)
+    assert clean["pu_location_id"].to_pylist() == [264, 132]
+    assert quarantine["reason"].to_pylist() == ["unknown_zone", "unknown_zone"]
+    assert "'Unknown'" in RULES[REASONS.index("unknown_zone")].description
 
 
 def test_invariant_check_rejects_lost_rows():
