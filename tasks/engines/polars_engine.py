@@ -43,12 +43,14 @@ def with_trip_duration(frame: pl.DataFrame) -> pl.LazyFrame:
     """`frame` plus the trip duration in microseconds between real instants: the shortest positive one the wall
     times allow, else (none positive) the one from the earliest readings. Null where a time is null."""
     offsets = _offsets_by_hour(frame)
+    wall_us = (pl.col("dropoff_datetime") - pl.col("pickup_datetime")).dt.total_microseconds()
+    if offsets.select(pl.concat_list(READINGS).explode().n_unique()).item() <= 1:  # one offset (most months)
+        return frame.lazy().with_columns(wall_us.alias(DURATION_US))
     lookups = [
         pl.col(name).dt.truncate("1h").replace_strict(offsets["hour"], offsets[r], default=None).alias(f"_{name}_{r}")
         for name in TIMES
         for r in READINGS
     ]
-    wall_us = (pl.col("dropoff_datetime") - pl.col("pickup_datetime")).dt.total_microseconds()
     candidates = [
         wall_us + pl.col(f"_dropoff_datetime_{d}") - pl.col(f"_pickup_datetime_{p}") for d in READINGS for p in READINGS
     ]
