@@ -100,3 +100,13 @@ def test_wrong_service_on_the_command_line_writes_nothing(tmp_path, capsys):
     assert main(["--source", SAMPLE_GREEN_JAN, "--service", "yellow", "--output", str(tmp_path)]) == 1
     assert "green taxi columns" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_an_unreachable_zone_download_stops_the_run_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    """`--zones tlc` offline: an error naming the shipped copy, never a made-up zone table."""
+    monkeypatch.setattr(settings, "TLC_ZONES_URL", "http://127.0.0.1:9/taxi_zone_lookup.csv")  # nothing answers
+    assert main(["--source", SAMPLE_GREEN_JAN, "--zones", "tlc", "--output", str(tmp_path)]) == 1
+    assert "TLC zone table unreachable" in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.parquet"))
