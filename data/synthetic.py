@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.months import Month
-from tasks.zones import JFK, LAGUARDIA, NEWARK, OUTSIDE_NYC, UNKNOWN_ZONE, synthetic_zone_table
+from tasks.zones import JFK, LAGUARDIA, NEWARK, OUTSIDE_NYC, UNKNOWN_ZONE, ZONE_SCHEMA
 
 MONEY = pa.float64()
 # Official yellow and green parquet schemas from 2024 on (cbd_congestion_fee exists from January 2025).
@@ -139,6 +139,41 @@ SERVICE_PROFILE = {
         null_block=0.06,
     ),
 }
+
+# How many of the IDs 2-263 lie in each borough in TLC's table; the generator's own zones keep these proportions.
+ZONES_PER_BOROUGH = {"Manhattan": 69, "Queens": 69, "Brooklyn": 61, "Bronx": 43, "Staten Island": 20}
+
+
+def synthetic_zone_table() -> pa.Table:
+    """The generator's own deterministic zones: real airport IDs and borough sizes, boroughs shuffled.
+
+    Only the generator uses it, to give each service its borough mix; the pipeline always uses TLC's table.
+    Kept (rather than reading TLC's) so that `make sample` still reproduces the committed sample row for row.
+    """
+    rng = np.random.default_rng(265)
+    ordinary_ids = [i for i in range(2, UNKNOWN_ZONE) if i not in (JFK, LAGUARDIA)]
+    boroughs = [b for b, n in ZONES_PER_BOROUGH.items() for _ in range(n - 2 * (b == "Queens"))]
+    rows = {i: (b, f"Synthetic zone {i:03d}") for i, b in zip(ordinary_ids, rng.permutation(boroughs), strict=True)}
+    rows |= {
+        NEWARK: ("EWR", "Newark Airport"),
+        JFK: ("Queens", "JFK Airport"),
+        LAGUARDIA: ("Queens", "LaGuardia Airport"),
+        UNKNOWN_ZONE: ("Unknown", "N/A"),
+        OUTSIDE_NYC: ("N/A", "Outside of NYC"),
+    }
+    ids = sorted(rows)
+    service_zone = {"EWR": "EWR", "Manhattan": "Yellow Zone", "Unknown": "N/A", "N/A": "N/A"}
+    return pa.table(
+        {
+            "location_id": pa.array(ids, pa.int32()),
+            "borough": [rows[i][0] for i in ids],
+            "zone": [rows[i][1] for i in ids],
+            "service_zone": [
+                "Airports" if i in (JFK, LAGUARDIA) else service_zone.get(rows[i][0], "Boro Zone") for i in ids
+            ],
+        },
+        schema=ZONE_SCHEMA,
+    )
 
 
 def _zone_weights(service: str) -> tuple[np.ndarray, np.ndarray]:

@@ -86,7 +86,8 @@ def taxi_etl(
     A month may be `latest`: the newest month TLC has published when the run was scheduled (for schedules).
     `source` may be one file or a template with `{service}`, `{month}`, `{year}`, `{mm}`; `output` a folder or an
     `s3://` prefix (default `TAXI_OUTPUT_ROOT` or `./output`; for the sample, `./output/sample`, so synthetic months
-    never land in the lake); `zones` a zone-table CSV (default: TLC's, cached).
+    never land in the lake); `zones` a zone-table CSV, or `tlc` to download TLC's current one (default: TLC's table
+    shipped in `data/`).
 
     Months run in order; the first that fails ends the run as Failed with the month and the error as its message
     (months before it stay written). The summary artifact is published either way.
@@ -96,8 +97,6 @@ def taxi_etl(
     plan = plan_run(service, months, source, now=scheduled_time())
     root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, source) else settings.output_root())
     zone_table = load_zones(zones)
-    if zone_table.is_synthetic:
-        logger.warning("Zone names and boroughs come from the synthetic stand-in: %s", zone_table.origin)
     summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=zone_table.origin)
     if plan.latest:
         summary.latest = plan.latest.describe()
@@ -163,7 +162,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="output root (default: $TAXI_OUTPUT_ROOT or ./output; ./output/sample for the sample)",
     )
     parser.add_argument("--engine", choices=("polars", "pandas"), default="polars", help="dataframe engine")
-    parser.add_argument("--zones", metavar="CSV", help="zone table CSV (default: TLC's, downloaded and cached)")
+    parser.add_argument(
+        "--zones",
+        metavar="CSV|tlc",
+        help="zone table CSV, or tlc to download TLC's current one (default: TLC's table shipped in data/)",
+    )
     return parser.parse_args(argv)
 
 

@@ -75,9 +75,36 @@ ALIASES = {
 
 NEW_YORK = "America/New_York"
 
+# Source column names (lower-cased prefixes) that only one service's files have. A file with none of them, such
+# as a snake_case mirror (`pickup_datetime`, ...), cannot be told apart and is accepted for either service.
+SERVICE_MARKERS = {"yellow": ("tpep_",), "green": ("lpep_", "trip_type", "ehail_fee")}
+
 
 class SchemaError(ValueError):
     """A file whose columns cannot be mapped onto the canonical schema."""
+
+
+class ServiceMismatchError(SchemaError):
+    """A file whose columns belong to the other service (green trips asked to load as yellow, or the reverse)."""
+
+
+def services_named_by(column_names: list[str]) -> dict[str, list[str]]:
+    """For each service, the columns in `column_names` that only that service's files have."""
+    lowered = [name.strip().lower() for name in column_names]
+    return {
+        service: [name for name, low in zip(column_names, lowered, strict=True) if low.startswith(markers)]
+        for service, markers in SERVICE_MARKERS.items()
+    }
+
+
+def check_service(column_names: list[str], service: str, source: str) -> None:
+    """Refuse a file whose columns name another service than `service`: it would be written under the wrong one."""
+    for other, columns in services_named_by(column_names).items():
+        if other != service and columns:
+            raise ServiceMismatchError(
+                f"{source}: columns {', '.join(columns)} are {other} taxi columns, but the run is for {service}; "
+                f"check --service (or the file). Nothing was written."
+            )
 
 
 def canonical_name(source_name: str) -> str:
@@ -87,7 +114,13 @@ def canonical_name(source_name: str) -> str:
 
 
 def _to_canonical_type(column: pa.ChunkedArray, target: pa.DataType, name: str, source: str) -> pa.ChunkedArray:
-    """Cast one column, refusing lossy casts (a code of 1.5 is an error, not a silent 1)."""
+    """Cast one column, refusing lossy casts (a code of 1.5 is an error, not a silent 1).
+
+    NaN and infinities become null first: no TLC value is either, pandas writes a missing double as NaN, and the
+    later steps (in both engines) must see one kind of missing value, not three.
+    """
+    if pa.types.is_floating(column.type):
+        column = pc.if_else(pc.is_finite(column), column, pa.scalar(None, column.type))
     if pa.types.is_timestamp(target) and pa.types.is_timestamp(column.type) and column.type.tz is not None:
         column = pc.local_timestamp(column.cast(pa.timestamp(column.type.unit, NEW_YORK)))
     try:
@@ -101,8 +134,9 @@ def normalize_table(table: pa.Table, service: str, source: str = "<table>") -> p
 
     Absent optional columns become typed nulls; unknown columns (such as green's always-empty `ehail_fee`)
     are dropped with a log line; when two source columns map to one canonical column, their values are
-    coalesced in file order.
+    coalesced in file order. A file whose columns belong to the other service raises `ServiceMismatchError`.
     """
+    check_service(table.column_names, service, source)
     by_canonical: dict[str, pa.ChunkedArray] = {}
     unknown: list[str] = []
     for name, column in zip(table.column_names, table.columns, strict=True):

@@ -25,7 +25,9 @@ SAMPLE_SOURCE = str(SAMPLE_DIR / "{service}_tripdata_{month}.parquet")
 # Official TLC locations. A source template may use {service}, {month} (YYYY-MM), {year} and {mm}.
 TLC_TRIP_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data/{service}_tripdata_{month}.parquet"
 TLC_ZONES_URL = "https://d37ci6vzurychx.cloudfront.net/misc/taxi_zone_lookup.csv"
-ZONES_CACHE = CACHE_DIR / "taxi_zone_lookup.csv"
+SHIPPED_ZONES = DATA_DIR / "taxi_zone_lookup.csv"  # TLC's table, copied from TLC_ZONES_URL: the default
+ZONES_CACHE = CACHE_DIR / "taxi_zone_lookup.csv"  # where `--zones tlc` keeps its download
+ZONE_COUNT_RANGE = (255, 275)  # a zone table outside this many rows is not TLC's (265 today)
 DOWNLOAD_TIMEOUT_SECONDS = 10
 PUBLICATION_DELAY_MONTHS = 2  # TLC publishes a month's file about two months after it ends
 # `latest` is checked (an HTTP HEAD on the month's file): if the expected month is not out yet, step back a month
@@ -49,6 +51,8 @@ S3_CLIENT_ATTEMPTS = 2
 MAX_TRIP_HOURS = 24
 MAX_TRIP_MILES = 250
 MAX_AVG_SPEED_MPH = 100
+# A file is refused for a month when more than this share of its pickups fall in other months (tasks/validate.py).
+MAX_SHARE_OUTSIDE_MONTH = 0.5
 
 # Output files: parquet, zstd-compressed, one file per month partition.
 PARQUET_COMPRESSION = "zstd"

@@ -1,22 +1,66 @@
-"""Validate: split a month's normalized rows into clean trips and quarantined rows with a reason code."""
+"""Validate: split a month's normalized rows into clean trips and quarantined rows with a reason code.
+
+Before any row is judged, the file as a whole is checked against the month it was given for: a file whose pickups
+mostly fall in other months is the wrong file (or the wrong `--month`), not a month of bad rows. Quarantining all
+of it would replace that month's partition with nothing, so the run is refused instead.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import get_engine
 from tasks.months import Month
 from tasks.rules import check_row_invariant
+from tasks.settings import MAX_SHARE_OUTSIDE_MONTH
+
+# How many of the months a file holds a wrong-month error names, most rows first.
+MONTHS_NAMED = 3
+
+
+class WrongMonthError(ValueError):
+    """Most of a file's pickups fall outside the month it was given for: the file or the month is wrong."""
+
+
+def months_held(table: pa.Table) -> dict[str, int]:
+    """Rows per pickup month (`YYYY-MM`), most rows first; rows without a pickup time are not counted."""
+    pickups = table.column("pickup_datetime")
+    keys = pc.add(pc.multiply(pc.year(pickups), 100), pc.month(pickups)).drop_null()
+    counts = sorted(pc.value_counts(keys).to_pylist(), key=lambda c: (-c["counts"], c["values"]))
+    return {f"{c['values'] // 100:04d}-{c['values'] % 100:02d}": c["counts"] for c in counts}
+
+
+def check_month_matches(table: pa.Table, month: Month) -> None:
+    """Raise `WrongMonthError` when more than `MAX_SHARE_OUTSIDE_MONTH` of the dated pickups are in other months.
+
+    Real files carry some stray rows (a few from the previous day, the odd 2009 date): those stay a row-level
+    matter for the `pickup_outside_month` rule. Only a file that is mostly somewhere else is refused.
+    """
+    held = months_held(table)
+    dated = sum(held.values())
+    outside = dated - held.get(str(month), 0)
+    if dated and outside / dated > MAX_SHARE_OUTSIDE_MONTH:
+        named = ", ".join(f"{m} ({n:,} row{'s' * (n != 1)})" for m, n in list(held.items())[:MONTHS_NAMED])
+        more = f" and {len(held) - MONTHS_NAMED} other month(s)" if len(held) > MONTHS_NAMED else ""
+        raise WrongMonthError(
+            f"refusing month {month}: {outside:,} of {dated:,} pickups ({outside / dated:.0%}) fall outside it; "
+            f"the file holds {named}{more}. Check --month or --source; nothing was written."
+        )
 
 
 def split_valid(
     table: pa.Table, month: Month, known_zone_ids: list[int], engine: str = "polars"
 ) -> tuple[pa.Table, pa.Table]:
-    """(clean, quarantine), with the invariant rows in = clean + quarantined enforced, not assumed."""
+    """(clean, quarantine), with the invariant rows in = clean + quarantined enforced, not assumed.
+
+    Raises `WrongMonthError` (before splitting anything) when the rows belong to another month.
+    """
+    check_month_matches(table, month)
     clean, quarantine = get_engine(engine).split_valid(table, month, known_zone_ids)
     check_row_invariant(table.num_rows, clean.num_rows, quarantine.num_rows, f"validate {month}")
     return clean, quarantine
@@ -29,5 +73,8 @@ def count_reasons(quarantine: pa.Table) -> dict[str, int]:
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate(table: pa.Table, month: Month, known_zone_ids: list[int], engine: str) -> tuple[pa.Table, pa.Table]:
-    """Apply the rules in `tasks/rules.py`; no row is dropped, failing rows go to quarantine with a reason."""
+    """Apply the rules in `tasks/rules.py`; no row is dropped, failing rows go to quarantine with a reason.
+
+    A file that belongs to another month fails here, before `load`, so the month's partition is left as it was.
+    """
     return split_valid(table, month, known_zone_ids, engine)

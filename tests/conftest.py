@@ -24,7 +24,7 @@ import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 
 from tasks import settings  # noqa: E402
-from tasks.zones import ZoneTable, synthetic_zone_table  # noqa: E402
+from tasks.zones import load_zone_table  # noqa: E402
 
 REAL_DATA = settings.PROJECT_ROOT.parent / "shared" / "data" / "tlc"
 
@@ -80,12 +80,12 @@ def hermetic_zone_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def zones() -> pa.Table:
-    return synthetic_zone_table()
+    return load_zone_table().table
 
 
 @pytest.fixture(scope="session")
 def known_ids(zones) -> list[int]:
-    return ZoneTable(zones, "synthetic stand-in").known_location_ids()
+    return load_zone_table().known_location_ids()
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def test_sample_run_writes_every_month_and_publishes_a_summary(tmp_path):
         assert pq.read_metadata(month["outputs"]["trips"]).num_rows == month["rows_clean"]
         assert pq.read_metadata(month["outputs"]["quarantine"]).num_rows == month["rows_quarantined"]
     assert (tmp_path / "trips/service=green/year=2025/month=02/part-0.parquet").exists()
-    assert summary["zones_origin"].startswith("synthetic stand-in")
+    assert summary["zones_origin"].startswith("TLC zone table shipped")
     artifact = Artifact.get("taxi-etl-green")
     assert "| 2025-01 | 10,000 |" in artifact.data
 

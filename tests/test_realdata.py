@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -12,7 +13,9 @@ from flows.etl import taxi_etl
 from tasks.extract import read_trip_file
 from tasks.months import Month
 from tasks.plan import infer_month
-from tasks.schema import TRIPS_SCHEMA
+from tasks.schema import TRIPS_SCHEMA, normalize_table
+from tasks.transform import add_derived_columns
+from tasks.validate import split_valid
 from tasks.zones import load_zone_table
 from tests.conftest import REAL_DATA
 from tests.test_parity import assert_same_tables, run_pure
@@ -55,3 +58,29 @@ def test_engines_agree_on_real_files(real_data, name):
     pandas_trips, pandas_quarantine = run_pure(*args, "pandas")
     assert polars_quarantine.equals(pandas_quarantine)
     assert_same_tables(polars_trips, pandas_trips)
+
+
+@pytest.mark.parametrize("engine", ["polars", "pandas"])
+def test_trips_across_the_real_fall_back_night_are_clean(real_data, engine):
+    """green 2025-11 holds trips picked up in the first 01:xx of 2025-11-02 and dropped off in the second, which
+    the wall clock shows ending before they start. On real instants they last the wall difference plus an hour."""
+    zones = load_zone_table()
+    table = normalize_table(read_trip_file(str(real_data / "green_tripdata_2025-11.parquet")), "green")
+    repeated_hour = (datetime(2025, 11, 2, 1), datetime(2025, 11, 2, 2))
+    pickup, dropoff = table["pickup_datetime"], table["dropoff_datetime"]
+    in_hour = pc.and_(
+        pc.and_(pc.greater_equal(pickup, repeated_hour[0]), pc.less(pickup, repeated_hour[1])),
+        pc.and_(pc.greater_equal(dropoff, repeated_hour[0]), pc.less(dropoff, pickup)),
+    )
+    crossing = table.filter(in_hour)
+    assert crossing.num_rows >= 1  # two such trips in this file
+    trips = add_derived_columns(crossing, zones.table, engine)
+    expected = [
+        (d - p + timedelta(hours=1)).total_seconds() / 60
+        for p, d in zip(crossing["pickup_datetime"].to_pylist(), crossing["dropoff_datetime"].to_pylist(), strict=True)
+    ]
+    assert trips["trip_duration_min"].to_pylist() == pytest.approx(expected)
+    clean, _ = split_valid(table, Month(2025, 11), zones.known_location_ids(), engine)
+    clean_keys = set(zip(clean["pickup_datetime"].to_pylist(), clean["dropoff_datetime"].to_pylist(), strict=True))
+    crossing_keys = zip(crossing["pickup_datetime"].to_pylist(), crossing["dropoff_datetime"].to_pylist(), strict=True)
+    assert all(key in clean_keys for key in crossing_keys)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pyarrow as pa
 import pytest
 
-from tasks.rules import REASONS, InvariantError, check_row_invariant
+from tasks.months import Month
+from tasks.rules import REASONS, RULES, InvariantError, check_row_invariant
 from tasks.validate import count_reasons, split_valid
+from tasks.zones import ZoneTable
 from tests.factories import JAN_2025, trips
 
 ENGINES = ["polars", "pandas"]
@@ -60,6 +63,43 @@ def test_null_optional_columns_do_not_quarantine(engine, known_ids):
     null_block = {"passenger_count": None, "ratecode_id": None, "store_and_fwd_flag": None, "payment_type": 0}
     clean, quarantine = split_valid(trips(null_block), JAN_2025, known_ids, engine)
     assert (clean.num_rows, quarantine.num_rows) == (1, 0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dst_nights_are_judged_on_real_instants(engine, known_ids):
+    """November's repeated hour and March's skipped hour, on their own months."""
+    fall_back = {"pickup_datetime": datetime(2025, 11, 2, 1, 50), "dropoff_datetime": datetime(2025, 11, 2, 1, 5)}
+    backwards = {"pickup_datetime": datetime(2025, 11, 2, 1, 50), "dropoff_datetime": datetime(2025, 11, 2, 0, 30)}
+    clean, quarantine = split_valid(trips(fall_back, backwards), Month(2025, 11), known_ids, engine)
+    assert clean["dropoff_datetime"].to_pylist() == [fall_back["dropoff_datetime"]]
+    assert quarantine["reason"].to_pylist() == ["dropoff_not_after_pickup"]
+    # 23 miles from 01:50 EST to 03:10 EDT is 20 minutes (69 mph), not the 80 the wall clock shows (17 mph).
+    spring = {"pickup_datetime": datetime(2025, 3, 9, 1, 50), "dropoff_datetime": datetime(2025, 3, 9, 3, 10)}
+    fast, slow = {**spring, "trip_distance": 23.0}, {**spring, "trip_distance": 40.0}
+    clean, quarantine = split_valid(trips(fast, slow), Month(2025, 3), known_ids, engine)
+    assert clean["trip_distance"].to_pylist() == [23.0]
+    assert quarantine["reason"].to_pylist() == ["implausible_speed"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_unknown_zone_means_borough_unknown_in_the_table_or_not_in_it(engine, zones):
+    """What `unknown_zone`'s text says: the zone table's `Unknown` borough decides, not a hard-coded 264."""
+    relabelled = zones.set_column(
+        zones.schema.get_field_index("borough"),
+        "borough",
+        pa.array(
+            [
+                "Unknown" if i == 57 else "Queens" if i == 264 else b
+                for i, b in zip(zones["location_id"].to_pylist(), zones["borough"].to_pylist(), strict=True)
+            ]
+        ),
+    )
+    known = ZoneTable(relabelled, "test").known_location_ids()
+    rows = trips({"pu_location_id": 57}, {"pu_location_id": 264}, {"do_location_id": 300}, {"do_location_id": 265})
+    clean, quarantine = split_valid(rows, JAN_2025, known, engine)
+    assert clean["pu_location_id"].to_pylist() == [264, 132]
+    assert quarantine["reason"].to_pylist() == ["unknown_zone", "unknown_zone"]
+    assert "'Unknown'" in RULES[REASONS.index("unknown_zone")].description
 
 
 def test_invariant_check_rejects_lost_rows():

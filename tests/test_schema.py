@@ -50,7 +50,7 @@ def test_minimal_file_gets_the_full_schema_with_typed_nulls():
 def test_codes_stored_as_double_become_nullable_integers():
     codes = {"RatecodeID": pa.array([1.0, None]), "passenger_count": pa.array([2.0, None]), "VendorID": [2, 7]}
     two_rows = {name: pa.concat_arrays([pa.array(col), pa.array(col)]) for name, col in MINIMAL.items()}
-    table = normalize_table(pa.table({**two_rows, **codes}), "green")
+    table = normalize_table(pa.table({**two_rows, **codes}), "yellow")
     assert table.column("ratecode_id").to_pylist() == [1, None]
     assert table.column("passenger_count").type == pa.int32()
     assert table.column("vendor_id").to_pylist() == [2, 7]
@@ -69,7 +69,8 @@ def test_missing_required_column_names_the_file_and_column():
 
 def test_unknown_columns_are_dropped_with_a_log_line(caplog):
     with caplog.at_level(logging.INFO, logger="tasks.schema"):
-        table = normalize_table(pa.table({**MINIMAL, "ehail_fee": pa.nulls(1)}), "green", "g.parquet")
+        green = {name.replace("tpep_", "lpep_"): column for name, column in MINIMAL.items()}
+        table = normalize_table(pa.table({**green, "ehail_fee": pa.nulls(1)}), "green", "g.parquet")
     assert "ehail_fee" not in table.column_names
     assert "dropping columns outside the canonical schema: ehail_fee" in caplog.text
 
@@ -84,6 +85,6 @@ def test_text_timestamps_from_csv_and_timezone_aware_ones():
 
 def test_duplicate_columns_after_matching_are_coalesced():
     table = normalize_table(
-        pa.table({**MINIMAL, "Airport_fee": pa.array([None], pa.float64()), "airport_fee": [1.75]}), "y"
+        pa.table({**MINIMAL, "Airport_fee": pa.array([None], pa.float64()), "airport_fee": [1.75]}), "yellow"
     )
     assert table.column("airport_fee").to_pylist() == [1.75]

@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from tasks.months import Month
 from tasks.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
-from tasks.schema import CANONICAL_SCHEMA, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
+from tasks.schema import CANONICAL_SCHEMA, NEW_YORK, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
 from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_MILES
 
 _NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
@@ -23,10 +23,23 @@ def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
+def _instants_us(wall: pd.Series, earliest: bool) -> np.ndarray:
+    """Naive New York wall times as real instants (UTC microseconds; see `tasks.rules.DURATION_ON_INSTANTS`):
+    a time in the skipped spring hour is shifted an hour forward (the pre-change offset), a time in the repeated
+    autumn hour takes its first reading when `earliest`, else its second."""
+    local = wall.dt.tz_localize(NEW_YORK, ambiguous=np.full(len(wall), earliest), nonexistent=pd.Timedelta(hours=1))
+    return local.dt.tz_convert(None).to_numpy("datetime64[us]")
+
+
 def _duration_us(frame: pd.DataFrame) -> np.ndarray:
-    """Trip duration in whole microseconds (garbage where a timestamp is null; `missing_value` catches those)."""
-    delta = frame["dropoff_datetime"].to_numpy("datetime64[us]") - frame["pickup_datetime"].to_numpy("datetime64[us]")
-    return delta.astype(np.int64)
+    """Trip duration in whole microseconds between real instants: the shortest positive one the wall times allow,
+    else the one from the earliest readings (garbage where a time is null; `missing_value` catches those)."""
+    pickups = [_instants_us(frame["pickup_datetime"], earliest) for earliest in (True, False)]
+    dropoffs = [_instants_us(frame["dropoff_datetime"], earliest) for earliest in (True, False)]
+    candidates = np.stack([(d - p).astype(np.int64) for d in dropoffs for p in pickups])
+    none = np.iinfo(np.int64).max
+    shortest_positive = np.where(candidates > 0, candidates, none).min(axis=0)
+    return np.where(shortest_positive == none, candidates[0], shortest_positive)
 
 
 def reasons(frame: pd.DataFrame, month: Month, known_zone_ids: list[int]) -> np.ndarray:
@@ -65,7 +78,8 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
     frame["trip_duration_min"] = duration / 60_000_000
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["avg_speed_mph"] = frame["trip_distance"].to_numpy() / (duration / MICROSECONDS_PER_HOUR)
-        frame["tip_fraction"] = np.where(total > 0, frame["tip_amount"].fillna(0) / total, 0.0)
+        tip_fraction = np.where(total > 0, frame["tip_amount"].fillna(0) / total, 0.0)
+        frame["tip_fraction"] = np.where(np.isfinite(tip_fraction), tip_fraction, np.nan)  # NaN is written as null
     frame["pickup_date"] = pickup.dt.normalize()
     frame["pickup_hour"] = pickup.dt.hour.astype("Int8")
     frame["pickup_weekday"] = (pickup.dt.day_of_week + 1).astype("Int8")

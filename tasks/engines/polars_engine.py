@@ -7,11 +7,60 @@ import pyarrow as pa
 
 from tasks.months import Month
 from tasks.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
-from tasks.schema import CANONICAL_SCHEMA, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
+from tasks.schema import CANONICAL_SCHEMA, NEW_YORK, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
 from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_MILES
 
-_duration_us = (pl.col("dropoff_datetime") - pl.col("pickup_datetime")).dt.total_microseconds()
+DURATION_US = "_trip_duration_us"  # a working column, dropped before a table leaves the engine
+_duration_us = pl.col(DURATION_US)
 _speed_mph = pl.col("trip_distance") / (_duration_us / MICROSECONDS_PER_HOUR)
+READINGS = ("earliest", "latest")  # the two readings of a wall time in the repeated autumn hour
+TIMES = ("pickup_datetime", "dropoff_datetime")
+
+
+def _offsets_by_hour(frame: pl.DataFrame) -> pl.DataFrame:
+    """UTC offset (instant minus wall time, in microseconds) of every wall-clock hour in `frame`, per reading.
+
+    See `tasks.rules.DURATION_ON_INSTANTS`. New York's offset only changes on the hour, so localizing the few
+    hundred distinct hours of a month and looking them up is exact, and about ten times faster than polars'
+    `replace_time_zone` on every row. polars can only null a time in the skipped spring hour; localizing the hour
+    after it gives the offset in force before the change, the same as pandas' `nonexistent=1 hour`.
+    """
+    hours = pl.concat([frame[name].dt.truncate("1h") for name in TIMES]).unique().drop_nulls().alias("hour")
+    wall = pl.col("hour")
+
+    def offset_us(reading: str) -> pl.Expr:
+        def localize(times: pl.Expr) -> pl.Expr:
+            return times.dt.replace_time_zone(NEW_YORK, ambiguous=reading, non_existent="null")
+
+        instant = pl.coalesce(localize(wall), localize(wall + pl.duration(hours=1)))
+        as_utc_wall = instant.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        return (as_utc_wall - wall).dt.total_microseconds().alias(reading)
+
+    return pl.DataFrame(hours).with_columns(offset_us(reading) for reading in READINGS)
+
+
+def with_trip_duration(frame: pl.DataFrame) -> pl.LazyFrame:
+    """`frame` plus the trip duration in microseconds between real instants: the shortest positive one the wall
+    times allow, else (none positive) the one from the earliest readings. Null where a time is null."""
+    offsets = _offsets_by_hour(frame)
+    wall_us = (pl.col("dropoff_datetime") - pl.col("pickup_datetime")).dt.total_microseconds()
+    if offsets.select(pl.concat_list(READINGS).explode().n_unique()).item() <= 1:  # one offset (most months)
+        return frame.lazy().with_columns(wall_us.alias(DURATION_US))
+    lookups = [
+        pl.col(name).dt.truncate("1h").replace_strict(offsets["hour"], offsets[r], default=None).alias(f"_{name}_{r}")
+        for name in TIMES
+        for r in READINGS
+    ]
+    candidates = [
+        wall_us + pl.col(f"_dropoff_datetime_{d}") - pl.col(f"_pickup_datetime_{p}") for d in READINGS for p in READINGS
+    ]
+    shortest_positive = pl.min_horizontal(pl.when(c > 0).then(c) for c in candidates)
+    return (
+        frame.lazy()
+        .with_columns(lookups)
+        .with_columns(pl.coalesce(shortest_positive, candidates[0]).alias(DURATION_US))
+        .drop(lookup.meta.output_name() for lookup in lookups)
+    )
 
 
 def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
@@ -36,7 +85,12 @@ def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
 
 
 def split_valid(table: pa.Table, month: Month, known_zone_ids: list[int]) -> tuple[pa.Table, pa.Table]:
-    flagged = pl.from_arrow(table).with_columns(reason=reason_expression(month, known_zone_ids))
+    flagged = (
+        with_trip_duration(pl.from_arrow(table))
+        .with_columns(reason=reason_expression(month, known_zone_ids))
+        .drop(DURATION_US)
+        .collect()
+    )
     clean = flagged.filter(pl.col("reason").is_null()).drop("reason")
     quarantine = flagged.filter(pl.col("reason").is_not_null())
     return clean.to_arrow().cast(CANONICAL_SCHEMA), quarantine.to_arrow().cast(QUARANTINE_SCHEMA)
@@ -51,16 +105,23 @@ def _zone_lookup(id_column: str, zones: pl.DataFrame, value_column: str) -> pl.E
 def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
     zone_frame = pl.from_arrow(zones)
     pickup, total = pl.col("pickup_datetime"), pl.col("total_amount")
-    frame = pl.from_arrow(clean).with_columns(
-        trip_duration_min=_duration_us / 60_000_000,
-        avg_speed_mph=_speed_mph,
-        tip_fraction=pl.when(total > 0).then(pl.col("tip_amount").fill_null(0) / total).otherwise(0.0),
-        pickup_date=pickup.dt.date(),
-        pickup_hour=pickup.dt.hour().cast(pl.Int8),
-        pickup_weekday=pickup.dt.weekday().cast(pl.Int8),
-        pu_borough=_zone_lookup("pu_location_id", zone_frame, "borough"),
-        pu_zone=_zone_lookup("pu_location_id", zone_frame, "zone"),
-        do_borough=_zone_lookup("do_location_id", zone_frame, "borough"),
-        do_zone=_zone_lookup("do_location_id", zone_frame, "zone"),
+    frame = (
+        with_trip_duration(pl.from_arrow(clean))
+        .collect()
+        .with_columns(
+            trip_duration_min=_duration_us / 60_000_000,
+            avg_speed_mph=_speed_mph,
+            tip_fraction=pl.when(total > 0).then(pl.col("tip_amount").fill_null(0) / total).otherwise(0.0),
+        )
+        .with_columns(
+            tip_fraction=pl.when(pl.col("tip_fraction").is_finite()).then(pl.col("tip_fraction")),
+            pickup_date=pickup.dt.date(),
+            pickup_hour=pickup.dt.hour().cast(pl.Int8),
+            pickup_weekday=pickup.dt.weekday().cast(pl.Int8),
+            pu_borough=_zone_lookup("pu_location_id", zone_frame, "borough"),
+            pu_zone=_zone_lookup("pu_location_id", zone_frame, "zone"),
+            do_borough=_zone_lookup("do_location_id", zone_frame, "borough"),
+            do_zone=_zone_lookup("do_location_id", zone_frame, "zone"),
+        )
     )
-    return frame.to_arrow().cast(TRIPS_SCHEMA)
+    return frame.drop(DURATION_US).to_arrow().cast(TRIPS_SCHEMA)
