@@ -37,6 +37,11 @@ MAX_AVG_SPEED_MPH = 100
 # Output files: parquet, zstd-compressed, one file per month partition.
 PARQUET_COMPRESSION = "zstd"
 
+# One writer per month (tasks/write_lock.py): how long a second writer waits for the month's slot, and how long a
+# killed writer's slot stays taken before the server frees it (a live writer renews its lease as it goes).
+WRITE_LOCK_TIMEOUT_SECONDS = 900
+WRITE_LOCK_LEASE_SECONDS = 60
+
 
 def output_root() -> str:
     """Where `taxi_etl` writes: `TAXI_OUTPUT_ROOT` (a folder or an `s3://` prefix), else `./output`."""
