@@ -104,7 +104,7 @@ def write_month(tables: dict[str, pa.Table], root: str, service: str, month: Mon
     if current and current["version"] > version:
         logger.warning("%s %s: %s gives way to newer commit %s", service, month, version, current["version"])
     else:
-        record = {"version": version, "datasets": sorted(tables), "committed_at": datetime.now(UTC).isoformat()}
+        record = {"version": version, "datasets": list(tables), "committed_at": datetime.now(UTC).isoformat()}
         _write_atomically(filesystem, record_path, json.dumps(record, indent=2).encode(), version)
         current = record
 
