@@ -10,7 +10,8 @@ one step of the commit protocol (tasks/load.py). The child wraps one method of t
 - nothing but `part-0.parquet` is inside `trips/` or `quarantine/`: leftovers are only under `_versions/`;
 - the next write of the month succeeds and collects the leftovers.
 
-Run as `python -m tests.test_commit_crash ROOT SOURCE [METHOD PATH_PART NTH]`, this module is that child.
+Run as `python -m tests.test_commit_crash ROOT SOURCE [METHOD PATH_PART NTH]`, this module is that child; it imports
+the Prefect-free writer only (`tasks/commit.py`), so a child starts in about a second.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import pyarrow as pa
 import pytest
 
 from tasks import lake, settings
+from tasks.commit import partition_path, write_month
 from tasks.lake import committed_files, filesystem_for, read_month
-from tasks.load import partition_path, write_month
-from tests.factories import JAN_2025
+from tasks.months import Month
 
 SERVICE = "yellow"
+JAN_2025 = Month.parse("2025-01")
 
 
 def month_from(source: str) -> dict[str, pa.Table]:

@@ -9,8 +9,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from tasks import commit as commit_module
 from tasks import lake, settings
-from tasks import load as load_module
 from tasks.lake import committed_files, read_month
 from tasks.load import write_month
 from tasks.validate import split_valid
@@ -82,7 +82,7 @@ def test_rerun_replaces_the_month_and_collects_the_old_version(tmp_path, month_t
 def test_a_failure_while_writing_keeps_the_previous_month(tmp_path, month_tables, monkeypatch):
     outputs = write_month(month_tables, str(tmp_path), "yellow", JAN_2025)
     before = committed_files(str(tmp_path), "yellow", JAN_2025)
-    real_write = load_module.pq.write_table
+    real_write = commit_module.pq.write_table
     calls = []
 
     def crash_on_second_file(table, where, **kwargs):
@@ -91,7 +91,7 @@ def test_a_failure_while_writing_keeps_the_previous_month(tmp_path, month_tables
             raise OSError("disk full")
         real_write(table, where, **kwargs)
 
-    monkeypatch.setattr(load_module.pq, "write_table", crash_on_second_file)
+    monkeypatch.setattr(commit_module.pq, "write_table", crash_on_second_file)
     with pytest.raises(OSError, match="disk full"):
         write_month(month_tables, str(tmp_path), "yellow", JAN_2025)
     assert pq.read_metadata(outputs["trips"]).num_rows == 2
