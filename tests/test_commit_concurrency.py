@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from functools import wraps
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.test_commit_crash import JAN_2025, SERVICE, files_under, month_from, 
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 SOURCES = ("A", "B")
+WRITERS_MEET_SECONDS = 10
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -106,7 +108,7 @@ def wait_for(condition, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise TimeoutError("the child processes did not get ready")
+            raise TimeoutError(f"still waiting after {timeout} s")
         time.sleep(0.1)
 
 
@@ -127,6 +129,11 @@ def main(root: str, source: str, sync_folder: str) -> None:
     @wraps(real_write_month)
     def recorded_write_month(*args, **kwargs):
         began = time.time_ns()
+        # Meet the other writer here if it can get here too (it cannot while we hold the month's slot): unguarded,
+        # both would then write at once, whatever their task runs took to start.
+        (sync / f"writing-{source}").touch()
+        with suppress(TimeoutError):
+            wait_for(lambda: len(list(sync.glob("writing-*"))) == len(SOURCES), timeout=WRITERS_MEET_SECONDS)
         result = real_write_month(*args, **kwargs)
         (sync / f"times-{source}").write_text(f"{began} {time.time_ns()}")
         return result
