@@ -39,7 +39,7 @@ PARQUET_COMPRESSION = "zstd"
 
 # One writer per month (tasks/write_lock.py): how long a second writer waits for the month's slot, and how long a
 # killed writer's slot stays taken before the server frees it (a live writer renews its lease as it goes).
-WRITE_LOCK_TIMEOUT_SECONDS = 900
+WRITE_LOCK_TIMEOUT_SECONDS = 300
 WRITE_LOCK_LEASE_SECONDS = 60
 
 

@@ -7,15 +7,20 @@ one it committed, and a slow writer could commit after a faster one. Holding a l
 
 Prefect's `concurrency(..., strict=False)` only warns when the limit does not exist and then runs unguarded, so the
 limit is created here first (idempotently: another run may create it at the same moment) and used with
-`strict=True`. The slot is held through a lease that the holder renews while it lives: if the process is killed,
-the server frees the slot when the lease lapses (`WRITE_LOCK_LEASE_SECONDS`), and the next writer goes ahead.
-Works against any Prefect API: the temporary server a local run starts, or a real `prefect server`.
+`strict=True`. Works against any Prefect API: the temporary server a local run starts, or a real `prefect server`.
+
+A killed writer. The slot is held through a lease that the holder renews while it lives. A real `prefect server`
+frees the slot of a killed holder once its lease lapses (seen with prefect 3.8.8: the next writer got the slot 71 s
+after a SIGKILL, with `WRITE_LOCK_LEASE_SECONDS` = 60). The temporary server does not: it runs without the service
+that revokes expired leases, and the taken slot stays in the SQLite database under `PREFECT_HOME`, so every later
+load of that month waits `WRITE_LOCK_TIMEOUT_SECONDS` and fails, saying how to free the slot by hand. Runs that
+may be killed (schedules, workers) belong on a real server anyway.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
@@ -52,11 +57,22 @@ def month_write_lock(service: str, month: Month) -> Iterator[None]:
     """
     name = write_lock_name(service, month)
     ensure_write_limit(name)
-    with concurrency(
-        name,
-        occupy=1,
-        timeout_seconds=settings.WRITE_LOCK_TIMEOUT_SECONDS,
-        lease_duration=settings.WRITE_LOCK_LEASE_SECONDS,
-        strict=True,
-    ):
+    with ExitStack() as held:
+        try:
+            held.enter_context(
+                concurrency(
+                    name,
+                    occupy=1,
+                    timeout_seconds=settings.WRITE_LOCK_TIMEOUT_SECONDS,
+                    lease_duration=settings.WRITE_LOCK_LEASE_SECONDS,
+                    strict=True,
+                )
+            )
+        except TimeoutError as error:
+            raise TimeoutError(
+                f"waited {settings.WRITE_LOCK_TIMEOUT_SECONDS} s for the concurrency limit {name}: another run is "
+                f"writing {service} {month}, or a run killed while writing left the slot taken (a real Prefect server "
+                f"frees it {settings.WRITE_LOCK_LEASE_SECONDS} s after; the temporary server never does). If no run "
+                f"is writing this month: prefect gcl update {name} --active-slots 0"
+            ) from error
         yield

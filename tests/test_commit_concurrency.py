@@ -10,6 +10,7 @@ Run as `python -m tests.test_commit_concurrency ROOT SOURCE SYNC_FOLDER`, this m
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -61,11 +62,42 @@ def test_a_second_writer_of_the_same_month_waits_and_other_months_do_not(monkeyp
     monkeypatch.setattr(settings, "WRITE_LOCK_TIMEOUT_SECONDS", 1)
     month, other = Month.parse("2031-08"), Month.parse("2031-09")
     with month_write_lock("yellow", month):
-        with pytest.raises(TimeoutError), month_write_lock("yellow", month):
+        advice = "prefect gcl update taxi-write-yellow-2031-08 --active-slots 0"
+        with pytest.raises(TimeoutError, match=advice), month_write_lock("yellow", month):
             pass
         with month_write_lock("yellow", other), month_write_lock("green", month):
             pass
     with month_write_lock("yellow", month):  # released on exit
+        pass
+
+
+def test_a_slot_left_by_a_killed_writer_is_freed_as_the_timeout_message_says(monkeypatch):
+    """The session's server is a temporary one, which never frees a killed holder's slot by itself."""
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks.write_lock import month_write_lock
+
+    month = Month.parse("2031-10")
+    environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    holder = subprocess.run(
+        [sys.executable, "-m", "tests.test_commit_concurrency", "hold-and-die", str(month)],
+        cwd=settings.PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert holder.returncode == -signal.SIGKILL, holder.stderr[-2000:]
+    monkeypatch.setattr(settings, "WRITE_LOCK_TIMEOUT_SECONDS", 1)
+    with pytest.raises(TimeoutError) as waited, month_write_lock("green", month):
+        pass
+    advice = str(waited.value).rsplit(": ", 1)[-1]
+    assert advice == "prefect gcl update taxi-write-green-2031-10 --active-slots 0"
+    freed = subprocess.run(
+        [sys.executable, "-m", "prefect", *advice.split()[1:]], env=environment, capture_output=True, text=True
+    )
+    assert freed.returncode == 0, freed.stdout + freed.stderr
+    with month_write_lock("green", month):
         pass
 
 
@@ -146,5 +178,16 @@ def main(root: str, source: str, sync_folder: str) -> None:
     load_module.load(tables["trips"], tables["quarantine"], root, SERVICE, JAN_2025)
 
 
+def hold_and_die(month: str) -> None:
+    """Take the month's write slot and die holding it, as a run killed while loading would."""
+    from tasks.write_lock import month_write_lock
+
+    with month_write_lock("green", Month.parse(month)):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    if sys.argv[1] == "hold-and-die":
+        hold_and_die(sys.argv[2])
+    else:
+        main(*sys.argv[1:])
