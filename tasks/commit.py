@@ -46,7 +46,7 @@ def partition_path(root: str, dataset: str, service: str, month: Month) -> str:
 def write_month(tables: dict[str, pa.Table], root: str, service: str, month: Month) -> dict[str, str]:
     """Write each `{dataset: table}` of one month as one new version, commit it, and return `{dataset: file URI}`.
 
-    The URIs are the plain view's `part-0.parquet` files. See the module docstring for the protocol.
+    The URIs are the plain view's `part-0.parquet` files. `tasks/load.py`'s docstring explains the protocol.
     """
     filesystem = filesystem_for(root)
     record_path = commit_record_path(root, service, month)
@@ -130,3 +130,5 @@ def _replace_with_copy(filesystem: AbstractFileSystem, source: str, target: str)
     except OSError:  # no hard links on this filesystem
         filesystem.cp_file(source, temporary)
     filesystem.mv(temporary, target)
+    if filesystem.exists(temporary):  # renaming a link onto another link of the same file leaves both in place
+        filesystem.rm_file(temporary)

@@ -131,3 +131,17 @@ def test_s3_output(s3_bucket, month_tables):
     with filesystem.open(outputs["quarantine"]) as handle:
         assert pq.read_table(handle).column("reason").to_pylist() == ["non_positive_total"]
     assert read_month(root, "green", JAN_2025)["trips"].num_rows == 2
+
+
+def test_publishing_a_version_already_published_leaves_no_temporary_link(tmp_path, month_tables):
+    from tasks.commit import _replace_with_copy
+
+    write_month(month_tables, str(tmp_path), "yellow", JAN_2025)
+    committed = committed_files(str(tmp_path), "yellow", JAN_2025)["trips"]
+    plain = f"{tmp_path}/trips/service=yellow/year=2025/month=01/part-0.parquet"
+    _replace_with_copy(lake.filesystem_for(str(tmp_path)), committed, plain)  # as a writer giving way would
+    assert sorted(p.name for p in (tmp_path / "_versions").rglob("*") if p.is_file()) == [
+        "commit.json",
+        "quarantine.pq",
+        "trips.pq",
+    ]
