@@ -27,11 +27,16 @@ committed one; a writer that finds a newer commit when it is about to commit giv
 
 What readers see. `tasks.lake.read_month()` / `committed_files()` read the commit record: always the whole
 previous or the whole new month, both datasets from one run. Plain hive readers of `trips/` or `quarantine/`
-(polars, pyarrow, dask, duckdb) see each dataset's month whole (a `part-0.parquet` is replaced in one step, never
+(polars, pyarrow, dask) see each dataset's month whole (a `part-0.parquet` is replaced in one step, never
 appended to), but for the instant between the two replacements of step 3, or after a crash there until the month
 is written again, trips may come from the new run and quarantine from the previous one. Temporary and versioned
 files live only under `_versions/` (underscored; never inside `trips/` or `quarantine/`, where polars and dask
 would read even hidden files) and end in `.pq` or `.tmp`, so `*.parquet` globs never see them.
+
+Why this design. Versioned part files read in place, with no plain copy, would store each month once, but polars
+and dask read every file in a dataset folder, hidden or underscored ones too (checked with polars 2.1 and dask
+2026.8): a version staged or not yet collected would show up to them as duplicate rows. Renaming a month's folder
+is not atomic on S3. The price of the plain view is one extra copy per month on S3 (none on a local disk).
 
 Concurrent writers of one month must take turns: the `load` task holds the month's Prefect concurrency slot
 (`tasks/write_lock.py`); `write_month` alone does not. Rerunning a month replaces it with the same result.
