@@ -96,14 +96,15 @@ def read_month(root: str, service: str, month: Month) -> dict[str, pa.Table]:
     If a newer commit removes the files between reading the record and reading them, the record is read again.
     """
     filesystem = filesystem_for(root)
-    for attempt in range(_READ_ATTEMPTS):
+    attempts_left = _READ_ATTEMPTS
+    while True:
         files = committed_files(root, service, month)
         try:
             return {dataset: _read_table(filesystem, uri) for dataset, uri in files.items()}
         except FileNotFoundError:
-            if attempt == _READ_ATTEMPTS - 1:
+            attempts_left -= 1
+            if not attempts_left:
                 raise
-    raise AssertionError("unreachable")
 
 
 def _read_table(filesystem: AbstractFileSystem, uri: str) -> pa.Table:

@@ -145,3 +145,14 @@ def test_publishing_a_version_already_published_leaves_no_temporary_link(tmp_pat
         "quarantine.pq",
         "trips.pq",
     ]
+
+
+def test_read_month_reads_the_record_again_when_a_newer_commit_collected_the_files(tmp_path, month_tables, monkeypatch):
+    root = str(tmp_path)
+    write_month(month_tables, root, "yellow", JAN_2025)
+    stale = committed_files(root, "yellow", JAN_2025)
+    write_month({**month_tables, "trips": month_tables["trips"].slice(0, 1)}, root, "yellow", JAN_2025)
+    answers = [stale]  # the record as it was just before the second commit, then the record as it is
+    monkeypatch.setattr(lake, "committed_files", lambda *args: answers.pop() if answers else committed_files(*args))
+    assert read_month(root, "yellow", JAN_2025)["trips"].num_rows == 1
+    assert answers == []
