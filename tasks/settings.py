@@ -57,6 +57,11 @@ MAX_SHARE_OUTSIDE_MONTH = 0.5
 # Output files: parquet, zstd-compressed, one file per month partition.
 PARQUET_COMPRESSION = "zstd"
 
+# One writer per month (tasks/write_lock.py): how long a second writer waits for the month's slot, and how long a
+# killed writer's slot stays taken before the server frees it (a live writer renews its lease as it goes).
+WRITE_LOCK_TIMEOUT_SECONDS = 300
+WRITE_LOCK_LEASE_SECONDS = 60
+
 
 # Synthetic data never lands in the lake: runs on the committed sample write here unless told otherwise.
 SAMPLE_OUTPUT_ROOT = str(PROJECT_ROOT / "output" / "sample")
