@@ -3,8 +3,9 @@
     python -m benchmarks.run            # 3,000,000-row months (make bench)
     python -m benchmarks.run --quick    # small months, to check the machinery (make bench-quick)
 
-Writes `benchmarks/results.json`, `benchmarks/results.md` and `benchmarks/results.png`. Every figure in them
-comes from this run; the targets are checked, and a missed one is reported as missed.
+Writes `benchmarks/results.json`, `benchmarks/results.md` and `benchmarks/results.png` (and, for a full run into
+`benchmarks/`, the README's block). Every figure in them comes from this run, as the median of at least 3
+repeats with their range; the targets are checked, and a missed one is reported as missed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import prefect
 from rich.console import Console
 
-from benchmarks import cases
+from benchmarks import cases, harness
 from benchmarks.report import update_readme, write_chart, write_markdown
 from tasks.measure import Result
 
@@ -43,23 +44,27 @@ def machine() -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small months: checks the machinery in ~2 minutes")
-    parser.add_argument("--rows", type=int, help="rows per month (default 3,000,000; --quick 50,000)")
+    parser.add_argument("--rows", type=int, help="rows per month (default 3,000,000; --quick 20,000)")
+    parser.add_argument("--repeats", type=int, help="times each variant is measured (default 3, the minimum)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where to write results.json/.md/.png")
     args = parser.parse_args(argv)
-    size = cases.Size.quick() if args.quick else cases.Size.full()
+    size = harness.Size.quick() if args.quick else harness.Size.full()
     if args.rows:
         size.rows = args.rows
+    if args.repeats:
+        size.repeats = max(args.repeats, 3)
     workdir = Path(tempfile.mkdtemp(prefix="taxi-bench-"))
     started = time.perf_counter()
     results: list[Result] = []
     try:
-        with cases.prefect_server(workdir):
+        with harness.prefect_server(workdir):
             for name, run_case in cases.CASES:
                 console.log(f"[bold]{name}[/]: running")
                 measured = run_case(size, workdir)
                 for result in measured:
                     console.log(
-                        f"  {result.name}: {result.baseline:.4g} -> {result.optimized:.4g} ({result.ratio:.2f}x)"
+                        f"  {result.name}: {result.baseline:.4g} -> {result.optimized:.4g} {result.unit}"
+                        f" ({result.ratio:.2f}x, medians of {len(result.baseline_repeats)})"
                         f" {'met' if result.met else 'MISSED' if result.met is False else ''}"
                     )
                 results.extend(measured)
@@ -68,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     document = {
         "machine": machine(),
         "rows_per_month": size.rows,
+        "repeats": size.repeats,
         "quick": args.quick,
         "seconds": round(time.perf_counter() - started, 1),
         "results": [result.to_dict() for result in results],
