@@ -69,6 +69,15 @@ def dask_case(size: Size, workdir: Path) -> list[Result]:
             client.close()
             cluster.close()
     count, results = len(months), []
+    throughput = [  # the same runs as months per second, with the cluster start that the rows leave out
+        {
+            "engine": engine,
+            "sequential months/s": spread([count / seconds for seconds in sequential[engine]]),
+            "Dask months/s": spread([count / seconds for seconds in parallel[engine]]),
+            "cluster start s (apart)": spread(cluster_start),
+        }
+        for engine in ENGINES
+    ]
     for engine in ENGINES:
         per_month = Result.from_repeats(
             "dask" if engine == "pandas" else "dask_polars",
@@ -79,14 +88,7 @@ def dask_case(size: Size, workdir: Path) -> list[Result]:
             size.rows,
             unit="s/month",
             lesson="flows/dask_runner.py",
-            details=[
-                {
-                    "engine": engine,
-                    "sequential months/s": spread([count / s for s in sequential[engine]]),
-                    "Dask months/s": spread([count / s for s in parallel[engine]]),
-                    "cluster start s": spread(cluster_start),
-                }
-            ],
+            details=throughput if engine == ENGINES[0] else [],
         )
         if engine == "pandas":
             per_month.target, per_month.met = ">= 1.5x", per_month.ratio >= 1.5

@@ -43,13 +43,14 @@ class Size:
 @contextmanager
 def prefect_server(workdir: Path) -> Iterator[str]:
     """The Prefect server to run against: the configured one (as in a deployment's run), or a new one for the
-    whole run, stopped afterwards (Dask worker processes need a real server's URL)."""
+    whole run, stopped afterwards (Dask worker processes need a real server's URL). Servers the run starts are
+    recorded under `workdir`, so `servers.stop` here never touches the ones `make server` or `make s3` started."""
+    settings.RUN_DIR = workdir / "run"  # its own process records: never touch servers `make` started
     if configured := PREFECT_API_URL.value():
         os.environ["PREFECT_API_URL"] = configured  # for the child processes this run starts
         yield configured
         return
     os.environ["PREFECT_HOME"] = str(workdir / "prefect-home")  # for the server and child processes
-    settings.RUN_DIR = workdir / "run"  # its own process records: never touch a server `make server` started
     variables = start_prefect()
     os.environ.update(variables)
     try:

@@ -43,9 +43,11 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small months: checks the machinery in ~2 minutes")
+    parser.add_argument("--quick", action="store_true", help="tiny months: checks the machinery (figures mean little)")
     parser.add_argument("--rows", type=int, help="rows per month (default 3,000,000; --quick 20,000)")
     parser.add_argument("--repeats", type=int, help="times each variant is measured (default 3, the minimum)")
+    names = [name for name, _ in cases.CASES]
+    parser.add_argument("--only", action="append", choices=names, help="run only this case (repeatable)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where to write results.json/.md/.png")
     args = parser.parse_args(argv)
     size = harness.Size.quick() if args.quick else harness.Size.full()
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with harness.prefect_server(workdir):
             for name, run_case in cases.CASES:
+                if args.only and name not in args.only:
+                    continue
                 console.log(f"[bold]{name}[/]: running")
                 measured = run_case(size, workdir)
                 for result in measured:
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows_per_month": size.rows,
         "repeats": size.repeats,
         "quick": args.quick,
+        "only": args.only or [],
         "seconds": round(time.perf_counter() - started, 1),
         "results": [result.to_dict() for result in results],
     }
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     write_markdown(document, args.out / "results.md")
     write_chart(document, args.out / "results.png")
-    if not args.quick and args.out == OUT_DIR:
+    if not args.quick and not args.only and args.out == OUT_DIR:
         update_readme(document, OUT_DIR.parent / "README.md")
     console.log(f"wrote {args.out}/results.json, results.md, results.png in {document['seconds']} s")
     return 0
