@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -114,15 +115,16 @@ def cache_case(size: Size, workdir: Path) -> list[Result]:
 
 
 def disk_io_case(size: Size, workdir: Path) -> list[Result]:
-    """Peak memory of each variant's flow process, each repeat in fresh processes."""
+    """Peak memory of each variant's flow process, each repeat in fresh processes (several repeats at once in a
+    quick run: a process's peak is its own, and a full run keeps them apart to leave the machine's memory free)."""
     source, months = months_on_disk(size, workdir, size.disk_io_months)
-    memory, paths = [], []
-    for _ in range(size.repeats):
-        both = disk_io.compare_in_fresh_processes(months, source, str(workdir / "disk-io-out"))
-        if both["memory"]["report"] != both["paths"]["report"]:
-            raise AssertionError("disk_io variants disagree")
-        memory.append(both["memory"]["peak_rss_mb"])  # ru_maxrss / 1024: MiB, whatever the key says
-        paths.append(both["paths"]["peak_rss_mb"])
+    outputs = [str(workdir / f"disk-io-out-{repeat}") for repeat in range(size.repeats)]
+    with ThreadPoolExecutor(size.concurrent_processes) as pool:  # each process's own peak: concurrency can't move it
+        runs = list(pool.map(partial(disk_io.compare_in_fresh_processes, months, source), outputs))
+    if any(both["memory"]["report"] != both["paths"]["report"] for both in runs):
+        raise AssertionError("disk_io variants disagree")
+    memory = [both["memory"]["peak_rss_mb"] for both in runs]  # ru_maxrss / 1024: MiB, whatever the key says
+    paths = [both["paths"]["peak_rss_mb"] for both in runs]
     return [
         at_least(
             Result.from_repeats(

@@ -30,6 +30,7 @@ class Size:
     dask_months: int
     serializer_rows: int
     repeats: int = 3
+    concurrent_processes: int = 1  # memory measurements that may run side by side
 
     @classmethod
     def full(cls) -> Size:
@@ -37,7 +38,7 @@ class Size:
 
     @classmethod
     def quick(cls) -> Size:
-        return cls(rows=20_000, disk_io_months=2, dask_months=2, serializer_rows=20_000)
+        return cls(rows=20_000, disk_io_months=2, dask_months=2, serializer_rows=20_000, concurrent_processes=3)
 
 
 @contextmanager
@@ -45,22 +46,25 @@ def prefect_server(workdir: Path) -> Iterator[str]:
     """The Prefect server to run against: the configured one (as in a deployment's run), or a new one for the
     whole run, stopped afterwards (Dask worker processes need a real server's URL). Servers the run starts are
     recorded under `workdir`, so `servers.stop` here never touches the ones `make server` or `make s3` started."""
-    settings.RUN_DIR = workdir / "run"  # its own process records: never touch servers `make` started
-    if configured := PREFECT_API_URL.value():
-        os.environ["PREFECT_API_URL"] = configured  # for the child processes this run starts
-        yield configured
-        return
-    os.environ["PREFECT_HOME"] = str(workdir / "prefect-home")  # for the server and child processes
-    variables = start_prefect()
-    os.environ.update(variables)
+    records, settings.RUN_DIR = settings.RUN_DIR, workdir / "run"  # never touch servers `make` started
     try:
-        # Prefect read its settings when it was imported: this process needs them updated in place too.
-        with temporary_settings(
-            {PREFECT_API_URL: variables["PREFECT_API_URL"], PREFECT_HOME: workdir / "prefect-home"}
-        ):
-            yield variables["PREFECT_API_URL"]
+        if configured := PREFECT_API_URL.value():
+            os.environ["PREFECT_API_URL"] = configured  # for the child processes this run starts
+            yield configured
+            return
+        os.environ["PREFECT_HOME"] = str(workdir / "prefect-home")  # for the server and child processes
+        variables = start_prefect()
+        os.environ.update(variables)
+        try:
+            # Prefect read its settings when it was imported: this process needs them updated in place too.
+            with temporary_settings(
+                {PREFECT_API_URL: variables["PREFECT_API_URL"], PREFECT_HOME: workdir / "prefect-home"}
+            ):
+                yield variables["PREFECT_API_URL"]
+        finally:
+            stop(["prefect"])
     finally:
-        stop(["prefect"])
+        settings.RUN_DIR = records
 
 
 def months_on_disk(size: Size, workdir: Path, count: int) -> tuple[str, list[str]]:
