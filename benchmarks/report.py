@@ -151,8 +151,8 @@ def write_chart(document: dict, path: Path) -> None:
     axis.invert_yaxis()
     axis.set_xlabel("median baseline / median optimized (log; whiskers: range over repeats)")
     axis.set_title(f"Prefect big-data optimizations, {document['rows_per_month']:,} rows per month")
-    for index, ratio in enumerate(ratios):
-        axis.annotate(f"{ratio:.2f}x", (ratio, index), xytext=(3, 0), textcoords="offset points", va="center")
+    for index, (ratio, hi) in enumerate(zip(ratios, high, strict=True)):  # labels right of the whiskers
+        axis.annotate(f"{ratio:.2f}x", (max(ratio, hi), index), xytext=(5, 0), textcoords="offset points", va="center")
     chart.tight_layout()
     chart.savefig(path, dpi=110)
     plt.close(chart)
