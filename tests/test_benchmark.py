@@ -80,6 +80,10 @@ def check_document(document: dict) -> None:
         assert row["stored MiB"] > 0
         for step in ("write s", "read s"):
             assert row[step]["min"] <= row[step]["median"] <= row[step]["max"], row
+    dask = next(result for result in results if result["name"] == "dask")
+    assert "cluster start excluded" in dask["metric"]
+    starts = [value for row in dask["details"] for key, value in row.items() if key.startswith("cluster start")]
+    assert starts and all(0 < start["min"] <= start["median"] <= start["max"] for start in starts), dask["details"]
 
 
 def test_quick_benchmark_writes_consistent_results(tmp_path):
