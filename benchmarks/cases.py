@@ -1,193 +1,168 @@
-"""One function per optimization: each runs the lesson's optimized variant and its baseline on the same data."""
+"""One function per lesson: each runs the lesson's optimized variant and its baseline on the same data, alike.
+
+A case takes the run's `Size` and a scratch folder and returns `Result`s built `from_repeats`, so every row
+carries its samples; `lesson` names the module it measures. To add a row, add a case and list it in `CASES`.
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from prefect import flow
-from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+from prefect.utilities.annotations import quote as quoted
 
-from data.generate import write_month
-from flows import caching, compression, dask_runner, disk_io, quote
+from benchmarks.dask_case import dask_case
+from benchmarks.harness import Size, first_month_frame, months_on_disk
+from benchmarks.storage_cases import s3_results_case, serializer_case
+from flows import caching, disk_io, quote
 from flows.etl import taxi_etl
-from servers import start_prefect, stop
-from tasks import settings
-from tasks.extract import read_trip_file
-from tasks.measure import Result, seconds
+from tasks.measure import Result, interleaved_timings, timings
 from tasks.months import Month
 from tasks.pipeline import run_month
-from tasks.schema import normalize_table
 from tasks.zones import load_zone_table
 
-MONTHS = [f"2025-{m:02d}" for m in range(1, 13)]
 
-
-@dataclass
-class Size:
-    rows: int
-    disk_io_months: int
-    dask_months: int
-    serializer_rows: int
-
-    @classmethod
-    def full(cls) -> Size:
-        return cls(rows=3_000_000, disk_io_months=3, dask_months=8, serializer_rows=300_000)
-
-    @classmethod
-    def quick(cls) -> Size:
-        return cls(rows=50_000, disk_io_months=2, dask_months=3, serializer_rows=20_000)
-
-
-@contextmanager
-def prefect_server(workdir: Path) -> Iterator[str]:
-    """The Prefect server to run against: the configured one (as in a deployment's run), or a new one for the
-    whole run, stopped afterwards (Dask worker processes need a real server's URL)."""
-    if configured := PREFECT_API_URL.value():
-        os.environ["PREFECT_API_URL"] = configured  # for the child processes this run starts
-        yield configured
-        return
-    os.environ["PREFECT_HOME"] = str(workdir / "prefect-home")  # for the server and child processes
-    settings.RUN_DIR = workdir / "run"  # its own process records: never touch a server `make server` started
-    variables = start_prefect()
-    os.environ.update(variables)
-    try:
-        # Prefect read its settings when it was imported: this process needs them updated in place too.
-        with temporary_settings(
-            {PREFECT_API_URL: variables["PREFECT_API_URL"], PREFECT_HOME: workdir / "prefect-home"}
-        ):
-            yield variables["PREFECT_API_URL"]
-    finally:
-        stop(["prefect"])
-
-
-def months_on_disk(size: Size, workdir: Path, count: int) -> tuple[str, list[str]]:
-    """`count` generated yellow months (reused across cases); returns the source template and the months."""
-    folder = workdir / "source"
-    months = MONTHS[:count]
-    for month in months:
-        if not (folder / f"yellow_tripdata_{month}.parquet").exists():
-            write_month("yellow", Month.parse(month), size.rows, folder)
-    return str(folder / "{service}_tripdata_{month}.parquet"), months
+def at_least(result: Result, times: float, target: str = "") -> Result:
+    """Set a result's target, a minimum ratio, and whether this run met it."""
+    result.target, result.met = target or f">= {times:g}x", result.ratio >= times
+    return result
 
 
 def quote_case(size: Size, workdir: Path) -> list[Result]:
-    source, months = months_on_disk(size, workdir, 1)
+    frame = first_month_frame(size, workdir)
+    records = quote.hourly_zone_records(frame)
 
     @flow(name="bench-quote")
-    def measure() -> list[Result]:
-        uri = source.format(service="yellow", month=months[0])
-        frame = normalize_table(read_trip_file(uri), "yellow", uri).to_pandas()
-        return quote.measure_calls(frame)
+    def time_calls() -> dict[str, list[float]]:
+        return interleaved_timings(
+            {
+                "collection": lambda: quote.count_records(records),
+                "collection_quoted": lambda: quote.count_records(quoted(records)),
+                "frame": lambda: quote.count_rows_default_policy(frame),
+                "frame_quoted": lambda: quote.count_rows_default_policy(quoted(frame)),
+                "frame_no_cache": lambda: quote.count_rows_no_cache(frame),
+            },
+            size.repeats,
+        )
 
-    results = measure()
-    for result in results:
-        result.target, result.met = {
-            "quote_collection": (">= 20x", result.ratio >= 20),
-            "quote_dataframe": ("none: shows quote does not help here", None),
-            "no_cache_dataframe": (">= 20x", result.ratio >= 20),
-        }[result.name]
-    return results
+    samples, rows, lesson = time_calls(), len(frame), "flows/quote.py"
+    return [
+        at_least(
+            Result.from_repeats(
+                "quote_collection",
+                f"task call seconds, list of {len(records):,} zone-hour dicts: plain vs quote()",
+                samples["collection"],
+                samples["collection_quoted"],
+                rows,
+                lesson=lesson,
+            ),
+            20,
+        ),
+        Result.from_repeats(
+            "quote_dataframe",
+            "task call seconds, DataFrame argument, default cache policy: plain vs quote()",
+            samples["frame"],
+            samples["frame_quoted"],
+            rows,
+            lesson=lesson,
+            target="none: shows quote does not help here",
+        ),
+        at_least(
+            Result.from_repeats(
+                "no_cache_dataframe",
+                "task call seconds, DataFrame argument: default policy vs NO_CACHE",
+                samples["frame"],
+                samples["frame_no_cache"],
+                rows,
+                lesson=lesson,
+            ),
+            20,
+        ),
+    ]
 
 
 def cache_case(size: Size, workdir: Path) -> list[Result]:
+    """Each repeat copies the months to paths never cached before, then runs cold and reruns cached."""
     source, months = months_on_disk(size, workdir, size.disk_io_months)
-    cold_source = workdir / "cache-source"  # paths never cached before
-    cold_source.mkdir()
-    for month in months:
-        shutil.copy(source.format(service="yellow", month=month), cold_source)
-    template = str(cold_source / "{service}_tripdata_{month}.parquet")
-    run = lambda: caching.cached_etl(months=months, source=template, output=str(workdir / "cache-out"))  # noqa: E731
-    cold, cached = seconds(run), seconds(run)
-    result = Result(
-        "cache", f"flow seconds over {len(months)} months: cold run vs cached rerun", cold, cached, size.rows
-    )
-    result.target, result.met = "cached <= 5% of cold (>= 20x)", cached <= 0.05 * cold
-    return [result]
+    cold, cached = [], []
+    for repeat in range(size.repeats):
+        fresh = workdir / f"cache-source-{repeat}"
+        fresh.mkdir()
+        for month in months:
+            shutil.copy(source.format(service="yellow", month=month), fresh)
+        template, output = str(fresh / "{service}_tripdata_{month}.parquet"), str(workdir / f"cache-out-{repeat}")
+        run = partial(caching.cached_etl, months=months, source=template, output=output)
+        cold += timings(run, 1)
+        cached += timings(run, 1)
+    return [
+        at_least(
+            Result.from_repeats(
+                "cache",
+                f"flow seconds over {len(months)} months: cold run vs cached rerun",
+                cold,
+                cached,
+                size.rows,
+                lesson="flows/caching.py",
+            ),
+            20,
+            "cached <= 5% of cold (>= 20x)",
+        )
+    ]
 
 
 def disk_io_case(size: Size, workdir: Path) -> list[Result]:
+    """Peak memory of each variant's flow process, each repeat in fresh processes (several repeats at once in a
+    quick run: a process's peak is its own, and a full run keeps them apart to leave the machine's memory free)."""
     source, months = months_on_disk(size, workdir, size.disk_io_months)
-    both = disk_io.compare_in_fresh_processes(months, source, str(workdir / "disk-io-out"))
-    if both["memory"]["report"] != both["paths"]["report"]:
+    outputs = [str(workdir / f"disk-io-out-{repeat}") for repeat in range(size.repeats)]
+    with ThreadPoolExecutor(size.concurrent_processes) as pool:  # each process's own peak: concurrency can't move it
+        runs = list(pool.map(partial(disk_io.compare_in_fresh_processes, months, source), outputs))
+    if any(both["memory"]["report"] != both["paths"]["report"] for both in runs):
         raise AssertionError("disk_io variants disagree")
-    memory, paths = both["memory"]["peak_rss_mb"], both["paths"]["peak_rss_mb"]
-    result = Result(
-        "disk_io", f"flow process peak RSS MB over {len(months)} months: results vs paths", memory, paths, size.rows
-    )
-    result.target, result.met = "paths <= 50% of in-memory (>= 2x)", paths <= 0.5 * memory
-    return [result]
-
-
-def serializer_case(size: Size, workdir: Path) -> list[Result]:
-    source, months = months_on_disk(size, workdir, 1)
-    uri = source.format(service="yellow", month=months[0])
-    frame = normalize_table(read_trip_file(uri), "yellow", uri).to_pandas().head(size.serializer_rows)
-    table = {
-        label: compression.measure_serializer(frame, serializer)
-        for label, serializer in compression.SERIALIZERS.items()
-    }
-    result = compression.serializer_result(table, len(frame))
-    smaller = table["parquet (zstd)"]["bytes"] <= table["compressed/pickle (lzma)"]["bytes"]
-    result.target, result.met = ">= 50x faster and no larger", result.ratio >= 50 and smaller
-    return [result]
-
-
-def _seconds_per_month(summaries: list[dict]) -> float:
-    """Steady state: time between the first and the last month finishing, per month after the first."""
-    finished = sorted(s["finished_at"] for s in summaries)
-    return (finished[-1] - finished[0]) / (len(finished) - 1)
-
-
-def dask_case(size: Size, workdir: Path) -> list[Result]:
-    source, months = months_on_disk(size, workdir, size.dask_months)
-    results = []
-    for engine in ("pandas", "polars"):
-        parameters = {"months": months, "source": source, "engine": engine}
-        started = time.perf_counter()
-        sequential = dask_runner.sequential_months(**parameters, output=str(workdir / "seq"))
-        sequential_wall, started = time.perf_counter() - started, time.perf_counter()
-        parallel = dask_runner.run(**parameters, output=str(workdir / "dask"))["months"]  # cluster start included
-        parallel_wall = time.perf_counter() - started
-        steady = Result(
-            "dask" if engine == "pandas" else "dask_polars",
-            f"seconds per month once the first is done, {engine}, {len(months)} months: sequential vs 2 workers",
-            _seconds_per_month(sequential),
-            _seconds_per_month(parallel),
-            size.rows,
+    memory = [both["memory"]["peak_rss_mb"] for both in runs]  # ru_maxrss / 1024: MiB, whatever the key says
+    paths = [both["paths"]["peak_rss_mb"] for both in runs]
+    return [
+        at_least(
+            Result.from_repeats(
+                "disk_io",
+                f"flow process peak RSS over {len(months)} months: results in memory vs paths",
+                memory,
+                paths,
+                size.rows,
+                unit="MiB",
+                lesson="flows/disk_io.py",
+            ),
+            2,
+            "paths <= 50% of in-memory (>= 2x)",
         )
-        wall = Result(
-            f"dask_wall_{engine}",
-            f"wall seconds incl. cluster start, {engine}, {len(months)} months",
-            sequential_wall,
-            parallel_wall,
-            size.rows,
-        )
-        if engine == "pandas":
-            steady.target, steady.met = ">= 1.5x", steady.ratio >= 1.5
-        results += [steady, wall]
-    return results
+    ]
 
 
 def overhead_case(size: Size, workdir: Path) -> list[Result]:
     source, months = months_on_disk(size, workdir, 1)
     uri, month = source.format(service="yellow", month=months[0]), Month.parse(months[0])
     zones = load_zone_table()
-    plain = seconds(lambda: run_month(uri, "yellow", month, str(workdir / "plain"), zones, "polars"), repeat=2)
-    with_prefect = seconds(lambda: taxi_etl(months=months, source=uri, output=str(workdir / "prefect")), repeat=2)
-    result = Result(
-        "overhead",
-        "seconds for one month: taxi_etl flow vs the same functions without Prefect",
-        with_prefect,
-        plain,
-        size.rows,
+    samples = interleaved_timings(
+        {
+            "flow": lambda: taxi_etl(months=months, source=uri, output=str(workdir / "prefect")),
+            "plain": lambda: run_month(uri, "yellow", month, str(workdir / "plain"), zones, "polars"),
+        },
+        size.repeats,
     )
-    result.target, result.met = "flow <= 1.25x plain", result.ratio <= 1.25
+    result = Result.from_repeats(
+        "overhead",
+        "seconds for one month: taxi_etl flow vs the same functions without Prefect (a cost: lower is better)",
+        samples["flow"],
+        samples["plain"],
+        size.rows,
+        lesson="flows/etl.py",
+        target="flow <= 1.25x plain",
+    )
+    result.met = result.ratio <= 1.25
     return [result]
 
 
@@ -196,6 +171,7 @@ CASES: list[tuple[str, Callable[[Size, Path], list[Result]]]] = [
     ("cache", cache_case),
     ("disk_io", disk_io_case),
     ("serializer", serializer_case),
+    ("s3_results", s3_results_case),
     ("dask", dask_case),
     ("overhead", overhead_case),
 ]

@@ -16,10 +16,14 @@ from benchmarks import run
 
 
 @flow(name="benchmark")
-def benchmark(quick: bool = True, rows: int | None = None) -> dict:
-    """Measure every optimization against its baseline; publishes the results table as an artifact."""
-    out = Path(tempfile.mkdtemp(prefix="taxi-bench-"))
-    arguments = ["--out", str(out), *(["--quick"] if quick else []), *(["--rows", str(rows)] if rows else [])]
-    run.main(arguments)
-    create_markdown_artifact(markdown=(out / "results.md").read_text(), key="taxi-benchmark")
-    return json.loads((out / "results.json").read_text())
+def benchmark(quick: bool = True, rows: int | None = None, repeats: int = 3, only: list[str] | None = None) -> dict:
+    """Measure every lesson against its baseline (`repeats` times each, at least 3; `only` names cases to run, as
+    in `benchmarks.cases.CASES`); publishes the results table as an artifact."""
+    with tempfile.TemporaryDirectory(prefix="taxi-bench-out-") as folder:
+        out = Path(folder)
+        arguments = ["--out", str(out), "--repeats", str(repeats), *(["--quick"] if quick else [])]
+        arguments += ["--rows", str(rows)] if rows else []
+        arguments += [argument for name in only or [] for argument in ("--only", name)]
+        run.main(arguments)
+        create_markdown_artifact(markdown=(out / "results.md").read_text(), key="taxi-benchmark")
+        return json.loads((out / "results.json").read_text())

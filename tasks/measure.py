@@ -1,6 +1,8 @@
 """Measuring: wall time and peak memory of a piece of work, and the shape of a benchmark result.
 
-Used by the lessons (each prints its own effect on the data it ran on) and by `benchmarks/run.py`.
+Used by the lessons (each prints its own effect on the data it ran on) and by `benchmarks/run.py`. A figure a
+reviewer can trust is a repeated one: `timings` and `interleaved_timings` keep every sample, and a `Result` built
+`from_repeats` reports their median with min and max, so the spread is visible next to the headline number.
 """
 
 from __future__ import annotations
@@ -8,17 +10,23 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
 @dataclass
 class Result:
-    """One optimization measured against its baseline, in one run, on one machine."""
+    """One optimization measured against its baseline, in one run, on one machine.
+
+    `baseline` and `optimized` are medians when the repeats are recorded (`from_repeats`); `unit` says what they
+    count (`s`, `s/month`, `MiB`) and `lesson` which module of the project the row measures. `details` holds rows
+    of a supporting table (every serializer measured, the Dask cluster start) that the report prints below.
+    """
 
     name: str
     metric: str
@@ -28,6 +36,27 @@ class Result:
     target: str = ""
     met: bool | None = None
     note: str = ""
+    unit: str = "s"
+    lesson: str = ""
+    baseline_repeats: list[float] = field(default_factory=list)
+    optimized_repeats: list[float] = field(default_factory=list)
+    details: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_repeats(
+        cls, name: str, metric: str, baseline: Sequence[float], optimized: Sequence[float], rows: int, **fields: Any
+    ) -> Result:
+        """A result whose figures are the medians of the recorded repeats (the median ignores one outlier)."""
+        return cls(
+            name,
+            metric,
+            statistics.median(baseline),
+            statistics.median(optimized),
+            rows,
+            baseline_repeats=list(baseline),
+            optimized_repeats=list(optimized),
+            **fields,
+        )
 
     @property
     def ratio(self) -> float:
@@ -35,22 +64,65 @@ class Result:
         return self.baseline / self.optimized if self.optimized else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": round(self.ratio, 4)}
+        """The JSON row: medians as `baseline`/`optimized`, every sample under `repeats`, and their range."""
+        repeats = {
+            "baseline": self.baseline_repeats or [self.baseline],
+            "optimized": self.optimized_repeats or [self.optimized],
+        }
+        row = asdict(self)
+        for name in ("baseline_repeats", "optimized_repeats"):
+            del row[name]
+        return {
+            **row,
+            "ratio": round(self.ratio, 4),
+            "repeats": repeats,
+            "min": {variant: min(samples) for variant, samples in repeats.items()},
+            "max": {variant: max(samples) for variant, samples in repeats.items()},
+        }
+
+
+def spread(samples: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of some samples, for tables of supporting figures."""
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples)}
 
 
 def seconds(work: Callable[[], Any], repeat: int = 1) -> float:
     """The best wall time of `repeat` runs of `work()` (best, not mean: noise only ever adds time)."""
-    best = float("inf")
+    return min(timings(work, repeat))
+
+
+def timings(work: Callable[[], Any], repeat: int) -> list[float]:
+    """The wall time of each of `repeat` runs of `work()`, in order."""
+    samples = []
     for _ in range(repeat):
         started = time.perf_counter()
         work()
-        best = min(best, time.perf_counter() - started)
-    return best
+        samples.append(time.perf_counter() - started)
+    return samples
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident memory so far, in MB (Linux reports kB)."""
+def interleaved_timings(works: Mapping[str, Callable[[], Any]], repeat: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Time several variants alike: `warmup` untimed calls of each, then `repeat` rounds that call each once.
+
+    Alternating the variants spreads any drift of the machine (another process, a warming cache) over all of
+    them, and the warm-up keeps one-off costs (imports, first-call setup) out of every variant, not just some.
+    """
+    for work in works.values():
+        for _ in range(warmup):
+            work()
+    samples: dict[str, list[float]] = {label: [] for label in works}
+    for _ in range(repeat):
+        for label, work in works.items():
+            samples[label] += timings(work, 1)
+    return samples
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports `ru_maxrss` in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+peak_rss_mb = peak_rss_mib  # the name the lessons use; the figure has always been MiB
 
 
 def run_child(module: str, *args: str) -> dict:

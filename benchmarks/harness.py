@@ -1,0 +1,84 @@
+"""What every benchmark case shares: the sizes of a run, the Prefect server, and the generated months."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+from data.generate import write_month
+from servers import start_prefect, stop
+from tasks import settings
+from tasks.extract import read_trip_file
+from tasks.months import Month
+from tasks.schema import normalize_table
+
+MONTHS = [f"2025-{m:02d}" for m in range(1, 13)]
+
+
+@dataclass
+class Size:
+    """How much data each case runs on, and how many times each variant is measured."""
+
+    rows: int
+    disk_io_months: int
+    dask_months: int
+    serializer_rows: int
+    repeats: int = 3
+    concurrent_processes: int = 1  # memory measurements that may run side by side
+
+    @classmethod
+    def full(cls) -> Size:
+        return cls(rows=3_000_000, disk_io_months=3, dask_months=8, serializer_rows=300_000)
+
+    @classmethod
+    def quick(cls) -> Size:
+        return cls(rows=20_000, disk_io_months=2, dask_months=2, serializer_rows=20_000, concurrent_processes=3)
+
+
+@contextmanager
+def prefect_server(workdir: Path) -> Iterator[str]:
+    """The Prefect server to run against: the configured one (as in a deployment's run), or a new one for the
+    whole run, stopped afterwards (Dask worker processes need a real server's URL). Servers the run starts are
+    recorded under `workdir`, so `servers.stop` here never touches the ones `make server` or `make s3` started."""
+    records, settings.RUN_DIR = settings.RUN_DIR, workdir / "run"  # never touch servers `make` started
+    try:
+        if configured := PREFECT_API_URL.value():
+            os.environ["PREFECT_API_URL"] = configured  # for the child processes this run starts
+            yield configured
+            return
+        os.environ["PREFECT_HOME"] = str(workdir / "prefect-home")  # for the server and child processes
+        variables = start_prefect()
+        os.environ.update(variables)
+        try:
+            # Prefect read its settings when it was imported: this process needs them updated in place too.
+            with temporary_settings(
+                {PREFECT_API_URL: variables["PREFECT_API_URL"], PREFECT_HOME: workdir / "prefect-home"}
+            ):
+                yield variables["PREFECT_API_URL"]
+        finally:
+            stop(["prefect"])
+    finally:
+        settings.RUN_DIR = records
+
+
+def months_on_disk(size: Size, workdir: Path, count: int) -> tuple[str, list[str]]:
+    """`count` generated yellow months (reused across cases); returns the source template and the months."""
+    folder = workdir / "source"
+    months = MONTHS[:count]
+    for month in months:
+        if not (folder / f"yellow_tripdata_{month}.parquet").exists():
+            write_month("yellow", Month.parse(month), size.rows, folder)
+    return str(folder / "{service}_tripdata_{month}.parquet"), months
+
+
+def first_month_frame(size: Size, workdir: Path) -> pd.DataFrame:
+    """The first generated month, normalized, as the pandas frame the lessons pass to tasks."""
+    source, months = months_on_disk(size, workdir, 1)
+    uri = source.format(service="yellow", month=months[0])
+    return normalize_table(read_trip_file(uri), "yellow", uri).to_pandas()
