@@ -21,7 +21,7 @@ from flows import caching, compression, disk_io
 from flows.quote import describe, load_sample
 from tasks import pipeline, settings
 from tasks.months import Month
-from tasks.zones import synthetic_zone_table
+from tasks.zones import load_zone_table
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 TINY_ROWS = 3_000
@@ -99,7 +99,7 @@ def test_cache_key_covers_rules_code_and_zone_table(tiny_months, tmp_path, monke
     monkeypatch.setattr(pipeline, "code_version", lambda: "an edited validation rule")  # pipeline code changes
     assert state() == "Completed"
     assert state() == "Cached"
-    zones = synthetic_zone_table()
+    zones = load_zone_table().table
     boroughs, moved = zones.column("borough").to_pylist(), zones.column("location_id").to_pylist().index(2)
     boroughs[moved] = "Bronx" if boroughs[moved] != "Bronx" else "Brooklyn"
     zone_csv = tmp_path / "zones.csv"

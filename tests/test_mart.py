@@ -21,7 +21,7 @@ from tasks.mart import EmptyLakeError, dask_mart, polars_mart, read_mart
 from tasks.months import Month
 from tasks.pipeline import run_month
 from tasks.plan import sample_plan
-from tasks.zones import JFK, UNKNOWN_ZONE, ZoneTable, synthetic_zone_table
+from tasks.zones import JFK, UNKNOWN_ZONE, ZoneTable, load_zone_table
 from tests.factories import trips as canonical_trips
 
 MARCH = Month(2025, 3)
@@ -56,7 +56,7 @@ def lake(tmp_path_factory) -> tuple[str, list[dict[str, str]]]:
     each month published). Decoys beside the published files (a staged write, a `_versions` folder) must be
     ignored, as a versioned commit leaves them."""
     folder = tmp_path_factory.mktemp("mart")
-    root, zones = str(folder / "lake"), ZoneTable(synthetic_zone_table(), "synthetic stand-in")
+    root, zones = str(folder / "lake"), load_zone_table()
     march = folder / "yellow_tripdata_2025-03.parquet"
     pq.write_table(canonical_trips(*MARCH_ROWS), march)
     outputs = [publish_month(str(march), "yellow", MARCH, root, zones)]
