@@ -156,13 +156,14 @@ def test_a_scheduled_latest_run_processes_the_chosen_month_and_logs_why(publishe
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.logging.handlers import APILogHandler
 
+    from data.generate import write_month as generate_month
     from flows.etl import taxi_etl
     from tasks.schema import NEW_YORK
 
     suggested = latest_published(datetime.now(ZoneInfo(NEW_YORK)), settings.PUBLICATION_DELAY_MONTHS)
     one_back = latest_published(suggested.start, 1)  # the month before the suggested one
     template = published()
-    (published.folder / f"yellow_tripdata_{one_back}.parquet").write_bytes(SAMPLE_YELLOW.read_bytes())
+    generate_month("yellow", one_back, 2_000, published.folder)  # a file that holds that month's trips
     state = taxi_etl(service="yellow", months=["latest"], source=template, output=str(tmp_path), return_state=True)
     assert state.is_completed(), state.message
     assert [month["month"] for month in state.result()["months"]] == [str(one_back)]
