@@ -72,3 +72,20 @@ bench: setup
 
 bench-quick: setup
 	$(BIN)/python -m benchmarks.run --quick
+
+# A year of generated months and the ETL over them: `make year` (YEAR, SERVICE, ROWS override the defaults).
+# Months already in data/generated/ with ROWS rows are kept, so a second run only reruns the ETL. The synthetic
+# year gets its own output root, never the default lake ./output. RUNNER is for the ETL's --runner flag
+# (threads or dask), passed once flows.etl has it.
+.PHONY: year
+YEAR ?= 2024
+SERVICE ?= yellow
+ROWS ?= 3000000
+RUNNER ?= threads
+YEAR_OUTPUT ?= output/year
+YEAR_MONTHS = $(foreach mm,01 02 03 04 05 06 07 08 09 10 11 12,--month $(YEAR)-$(mm))
+
+year: setup
+	$(BIN)/python -m data.generate --service $(SERVICE) --year $(YEAR) --rows $(ROWS) --out data/generated
+	$(BIN)/python -m flows.etl --service $(SERVICE) --source 'data/generated/{service}_tripdata_{month}.parquet' \
+		$(YEAR_MONTHS) --output $(YEAR_OUTPUT)

@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from data.generate import write_month, write_sample
+from data.generate import MonthFile, is_present, main, write_month, write_months, write_sample
 from data.synthetic import generate_trips, schema_for
 from tasks import settings
 from tasks.months import Month
@@ -118,3 +118,69 @@ def test_total_is_the_sum_of_its_parts(yellow):
     ]
     summed = sum(np.nan_to_num(yellow[c].to_numpy(zero_copy_only=False)) for c in parts)
     assert np.allclose(summed, yellow["total_amount"].to_numpy(), atol=0.011)
+
+
+# The year CLI (`python -m data.generate --year`): small months, so the speed goal stays in the report, not here.
+def run_cli(*args: str) -> None:
+    assert main([*args, "--rows", "1000"]) == 0
+
+
+def test_a_year_is_twelve_files_named_per_month_each_with_its_rows(tmp_path):
+    run_cli("--year", "2024", "--out", str(tmp_path))
+    expected = [f"yellow_tripdata_2024-{number:02d}.parquet" for number in range(1, 13)]
+    assert sorted(path.name for path in tmp_path.iterdir()) == expected
+    for number, name in enumerate(expected, start=1):
+        month = Month(2024, number)
+        table = pq.read_table(tmp_path / name)
+        assert table.num_rows == 1_000
+        assert table.schema.equals(schema_for("yellow", month))
+        pickup = table["tpep_pickup_datetime"]
+        inside = pc.and_(pc.greater_equal(pickup, pa.scalar(month.start)), pc.less(pickup, pa.scalar(month.end)))
+        assert share(inside) > 0.99, name
+
+
+def test_months_are_the_same_on_one_process_or_two(tmp_path):
+    run_cli(
+        "--month", "2024-01", "--month", "2024-02", "--service", "green", "--jobs", "2", "--out", str(tmp_path / "a")
+    )
+    run_cli(
+        "--month", "2024-02", "--month", "2024-01", "--service", "green", "--jobs", "1", "--out", str(tmp_path / "b")
+    )
+    for month in ("2024-01", "2024-02"):
+        name = f"green_tripdata_{month}.parquet"
+        assert pq.read_table(tmp_path / "a" / name).equals(pq.read_table(tmp_path / "b" / name)), name
+        direct = write_month("green", Month.parse(month), 1_000, tmp_path / "direct")
+        assert pq.read_table(direct).equals(pq.read_table(tmp_path / "a" / name)), name
+    assert not pq.read_table(tmp_path / "a" / "green_tripdata_2024-01.parquet").equals(
+        pq.read_table(tmp_path / "a" / "green_tripdata_2024-02.parquet")
+    )
+
+
+def test_months_present_with_the_right_rows_are_kept_unless_forced(tmp_path, capsys):
+    january, february = tmp_path / "yellow_tripdata_2024-01.parquet", tmp_path / "yellow_tripdata_2024-02.parquet"
+    run_cli("--month", "2024-01", "--month", "2024-02", "--out", str(tmp_path))
+    first_inodes = january.stat().st_ino, february.stat().st_ino
+    write_month("yellow", Month(2024, 2), 999, tmp_path)  # February now has the wrong row count
+    capsys.readouterr()
+
+    run_cli("--month", "2024-01", "--month", "2024-02", "--out", str(tmp_path))
+    assert january.stat().st_ino == first_inodes[0]  # not rewritten: every write renames a new file into place
+    assert pq.read_metadata(february).num_rows == 1_000
+    report = capsys.readouterr().out
+    assert "2024-01.parquet  1,000 rows" in report and "kept" in report.split("2024-01")[1].splitlines()[0]
+    assert "written" in report.split("2024-02")[1].splitlines()[0]
+
+    run_cli("--month", "2024-01", "--out", str(tmp_path), "--force")
+    assert january.stat().st_ino != first_inodes[0]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_damaged_file_is_not_taken_as_present(tmp_path):
+    target = MonthFile("yellow", Month(2024, 3), 1_000, tmp_path)
+    target.path.write_bytes(b"PAR1 cut short")
+    assert not is_present(target)
+    assert write_months([target], jobs=1) == [target]
+    assert is_present(target)
+    # Same rows, wrong schema: a 2025 file (it has cbd_congestion_fee) under a 2024 name is written again.
+    write_month("yellow", Month(2025, 3), 1_000, tmp_path).replace(target.path)
+    assert not is_present(target)
