@@ -37,7 +37,7 @@ from prefect.serializers import CompressedJSONSerializer, CompressedSerializer, 
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
 from tasks.lesson_report import publish_lesson_table
-from tasks.measure import Result, seconds
+from tasks.measure import seconds
 from tasks.serializers import ParquetSerializer
 
 SERIALIZERS: dict[str, Serializer] = {
@@ -56,18 +56,6 @@ def measure_serializer(frame: pd.DataFrame, serializer: Serializer) -> dict[str,
     write = seconds(lambda: stored.append(record.serialize()))
     read = seconds(lambda: ResultRecord.deserialize(stored[-1]))
     return {"bytes": len(stored[-1]), "write_s": write, "read_s": read}
-
-
-def serializer_result(table: dict[str, dict[str, float]], rows: int) -> Result:
-    lzma, parquet = table["compressed/pickle (lzma)"], table["parquet (zstd)"]
-    return Result(
-        "serializer",
-        "persist + load seconds: compressed/pickle (lzma) vs parquet serializer",
-        lzma["write_s"] + lzma["read_s"],
-        parquet["write_s"] + parquet["read_s"],
-        rows,
-        note=f"stored MB: lzma {lzma['bytes'] / 1e6:.2f}, parquet {parquet['bytes'] / 1e6:.2f}",
-    )
 
 
 ARTIFACT_KEY = "lesson-compression"

@@ -86,7 +86,11 @@ def start_prefect(env: dict[str, str] | None = None) -> dict[str, str]:
             **(env or {}),
         },
     )
-    wait_until(lambda: http_ok(f"{api}/health"), "Prefect server", timeout=180)
+    try:
+        wait_until(lambda: http_ok(f"{api}/health"), "Prefect server", timeout=180)
+    except TimeoutError:
+        stop(["prefect"])  # a server that never became healthy must not linger unrecorded
+        raise
     return {"PREFECT_API_URL": api}
 
 

@@ -8,6 +8,8 @@ one it committed, and a slow writer could commit after a faster one. Holding a l
 Prefect's `concurrency(..., strict=False)` only warns when the limit does not exist and then runs unguarded, so the
 limit is created here first (idempotently: another run may create it at the same moment) and used with
 `strict=True`. Works against any Prefect API: the temporary server a local run starts, or a real `prefect server`.
+The limit lives in that server, so it guards the runs that share one: a run on its own temporary server does not
+see a deployment's slot (the commit record still keeps each month whole; the last commit wins).
 
 A killed writer. The slot is held through a lease that the holder renews while it lives. A real `prefect server`
 frees the slot of a killed holder once its lease lapses (seen with prefect 3.8.8: the next writer got the slot 71 s
@@ -29,6 +31,14 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from tasks import settings
 from tasks.months import Month
+
+
+class WriteLockTimeout(RuntimeError):
+    """No write slot for a month within the timeout: another writer holds it, or a killed one left it taken.
+
+    A `RuntimeError`, not a `TimeoutError`: `tasks.retries` retries timeouts as network trouble, and waiting
+    another `WRITE_LOCK_TIMEOUT_SECONDS` per retry would only delay the message that says how to free the slot.
+    """
 
 
 def write_lock_name(service: str, month: Month) -> str:
@@ -53,7 +63,8 @@ def ensure_write_limit(name: str) -> None:
 def month_write_lock(service: str, month: Month) -> Iterator[None]:
     """Hold the month's write slot for the duration of the block; waits for another writer of the same month.
 
-    Raises `TimeoutError` after `WRITE_LOCK_TIMEOUT_SECONDS` without the slot.
+    Raises `WriteLockTimeout` after `WRITE_LOCK_TIMEOUT_SECONDS` without the slot: not retried, since a retry
+    would wait as long again for a slot that a killed writer may hold for good.
     """
     name = write_lock_name(service, month)
     ensure_write_limit(name)
@@ -69,7 +80,7 @@ def month_write_lock(service: str, month: Month) -> Iterator[None]:
                 )
             )
         except TimeoutError as error:
-            raise TimeoutError(
+            raise WriteLockTimeout(
                 f"waited {settings.WRITE_LOCK_TIMEOUT_SECONDS} s for the concurrency limit {name}: another run is "
                 f"writing {service} {month}, or a run killed while writing left the slot taken (a real Prefect server "
                 f"frees it {settings.WRITE_LOCK_LEASE_SECONDS} s after; the temporary server never does). If no run "

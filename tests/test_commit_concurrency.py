@@ -57,13 +57,13 @@ def test_the_write_limit_is_created_once_with_one_slot_and_kept_at_one():
 
 
 def test_a_second_writer_of_the_same_month_waits_and_other_months_do_not(monkeypatch):
-    from tasks.write_lock import month_write_lock
+    from tasks.write_lock import WriteLockTimeout, month_write_lock
 
     monkeypatch.setattr(settings, "WRITE_LOCK_TIMEOUT_SECONDS", 1)
     month, other = Month.parse("2031-08"), Month.parse("2031-09")
     with month_write_lock("yellow", month):
         advice = "prefect gcl update taxi-write-yellow-2031-08 --active-slots 0"
-        with pytest.raises(TimeoutError, match=advice), month_write_lock("yellow", month):
+        with pytest.raises(WriteLockTimeout, match=advice), month_write_lock("yellow", month):
             pass
         with month_write_lock("yellow", other), month_write_lock("green", month):
             pass
@@ -75,7 +75,7 @@ def test_a_slot_left_by_a_killed_writer_is_freed_as_the_timeout_message_says(mon
     """The session's server is a temporary one, which never frees a killed holder's slot by itself."""
     from prefect.settings import PREFECT_API_URL
 
-    from tasks.write_lock import month_write_lock
+    from tasks.write_lock import WriteLockTimeout, month_write_lock
 
     month = Month.parse("2031-10")
     environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
@@ -89,7 +89,7 @@ def test_a_slot_left_by_a_killed_writer_is_freed_as_the_timeout_message_says(mon
     )
     assert holder.returncode == -signal.SIGKILL, holder.stderr[-2000:]
     monkeypatch.setattr(settings, "WRITE_LOCK_TIMEOUT_SECONDS", 1)
-    with pytest.raises(TimeoutError) as waited, month_write_lock("green", month):
+    with pytest.raises(WriteLockTimeout) as waited, month_write_lock("green", month):
         pass
     advice = str(waited.value).rsplit(": ", 1)[-1]
     assert advice == "prefect gcl update taxi-write-green-2031-10 --active-slots 0"

@@ -341,3 +341,10 @@ def test_rejected_credentials_fail_the_run_on_the_first_attempt(s3_bucket, moto_
     assert "permission denied" in state.message
     assert attempts_of(state, "extract") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_write_lock_timeout_is_not_retried():
+    """Waiting for a month's write slot again would cost another full timeout for a slot a killed writer may hold."""
+    from tasks.write_lock import WriteLockTimeout
+
+    assert not is_transient(WriteLockTimeout("waited 300 s for the concurrency limit taxi-write-yellow-2025-01"))
