@@ -93,11 +93,6 @@ def s3_results(
     counts = borough_counts.with_options(result_storage=storage)(trips, service)
     prefix = f"{RESULT_PREFIX}/{flow_run.id}/"
     objects = stored_objects(bucket_block, prefix)
-    publish_lesson_table(
-        ARTIFACT_KEY,
-        [{"object": key, "bytes": size, "holds": describe_object(key)} for key, size in objects.items()],
-        f"task results persisted through the S3Bucket block {bucket_block} under {prefix}",
-    )
     return {"counts": counts, "prefix": prefix, "bucket_block": bucket_block, "objects": objects}
 
 
@@ -166,8 +161,17 @@ def result_bucket() -> Iterator[str]:
 
 @flow(name="lesson-s3")
 def s3_results_lesson(service: str = "yellow", months: list[str] | None = None) -> dict:
-    """The whole lesson as one deployable flow: a live bucket block (or the run's own), results, one read back."""
-    return demonstrate(service, months)
+    """The whole lesson as one deployable flow: a live bucket block (or the run's own), results, one read back.
+
+    The artifact is published here, on the run a user started, not on the `s3_results` subflow's run."""
+    result = demonstrate(service, months)
+    publish_lesson_table(
+        ARTIFACT_KEY,
+        [{"object": key, "bytes": size, "holds": describe_object(key)} for key, size in result["objects"].items()],
+        f"task results persisted through the S3Bucket block {result['bucket_block']} under {result['prefix']}; "
+        f"the first month's trips loaded back: {result['first_trips_rows']:,} rows",
+    )
+    return result
 
 
 def demonstrate(service: str = "yellow", months: list[str] | None = None) -> dict:

@@ -41,13 +41,17 @@ def roots(tmp_path, monkeypatch) -> tuple[Path, Path]:
 
 
 def latest_artifact_rows(key: str) -> list[dict] | None:
-    """The rows of the newest version of the table artifact `key`, read back through the API (None if none)."""
+    """The rows of the newest version of the table artifact `key`, read back through the API (None if none).
+
+    The artifact must belong to the run a user starts (a top-level flow run, as a deployment's is), not to a
+    subflow: only the run's own Artifacts tab is where a user of the deployment looks."""
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])), sort=ArtifactSort.CREATED_DESC, limit=1
         )
-    if not artifacts:
-        return None
+        if not artifacts:
+            return None
+        assert client.read_flow_run(artifacts[0].flow_run_id).parent_task_run_id is None, f"{key} is on a subflow"
     assert artifacts[0].type == "table"
     return json.loads(artifacts[0].data) if isinstance(artifacts[0].data, str) else artifacts[0].data
 
@@ -178,7 +182,7 @@ LESSONS = {
     ),
     "s3": Lesson(
         "lesson-s3-results",
-        lambda source, p: s3_results.demonstrate(**p),
+        lambda source, p: s3_results.s3_results_lesson(**p),
         {"months": ["2025-01"]},
         {"months": ["2025-02"]},
         lambda result: (result["first_trips_rows"], result["counts"]),
