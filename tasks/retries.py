@@ -156,3 +156,23 @@ def network_retry_options(
         "retry_jitter_factor": settings.RETRY_JITTER_FACTOR if jitter_factor is None else jitter_factor,
         "retry_condition_fn": retry_if_transient,
     }
+
+
+BOTOCORE_MAX_BACKOFF_SECONDS = 20  # botocore's standard retry mode waits at most this long between its attempts
+
+
+def worst_case_failure_seconds(server_accepts_connections: bool = False) -> float:
+    """The longest a network step keeps failing before its run fails, from the settings: Prefect's retry waits at
+    their jittered maximum, plus every try's own botocore attempts at their timeouts.
+
+    An endpoint that is down (refuses or drops connections) costs a connect timeout per botocore attempt; one that
+    accepts connections and never answers costs a read timeout instead.
+    """
+    waits = sum(retry_delays(settings.RETRY_BACKOFF_SECONDS, settings.RETRY_ATTEMPTS)) * (
+        1 + settings.RETRY_JITTER_FACTOR
+    )
+    timeout = settings.S3_CONNECT_TIMEOUT_SECONDS + (
+        settings.S3_READ_TIMEOUT_SECONDS if server_accepts_connections else 0
+    )
+    per_try = settings.S3_CLIENT_ATTEMPTS * timeout + (settings.S3_CLIENT_ATTEMPTS - 1) * BOTOCORE_MAX_BACKOFF_SECONDS
+    return waits + (settings.RETRY_ATTEMPTS + 1) * per_try

@@ -348,3 +348,11 @@ def test_a_write_lock_timeout_is_not_retried():
     from tasks.write_lock import WriteLockTimeout
 
     assert not is_transient(WriteLockTimeout("waited 300 s for the concurrency limit taxi-write-yellow-2025-01"))
+
+
+def test_an_endpoint_down_for_good_fails_the_run_within_the_documented_bound():
+    """The README promises a bound; raising a retry setting past it must come with a new promise."""
+    from tasks.retries import worst_case_failure_seconds
+
+    assert worst_case_failure_seconds() <= 4 * 60  # README: "within 4 minutes"
+    assert worst_case_failure_seconds(server_accepts_connections=True) <= 12 * 60  # README: "12 minutes"
