@@ -45,6 +45,19 @@ def offsets_by_hour(hours: pl.Series) -> pl.DataFrame:
     return pl.DataFrame(hours.alias("hour")).with_columns(offset_us(reading) for reading in READINGS)
 
 
+def _offset_of_hour(hour: pl.Expr, offsets: pl.DataFrame, reading: str) -> pl.Expr:
+    """The `reading` offset of each `hour` from `offsets`, as a chain of comparisons with the hours where the
+    offset changes (two or three in a month): an element-wise expression, so the month streams. (A lookup with
+    `replace_strict` gave the same values but made polars hold the whole column: 2.3 GB for a 12M-row month.)
+    Exact for every hour listed in `offsets`, which are all the hours of the frame."""
+    changes = offsets.sort("hour").filter(pl.col(reading).ne_missing(pl.col(reading).shift(1)))
+    starts, values = changes["hour"].to_list(), changes[reading].to_list()
+    expression = pl.when(hour < starts[1]).then(values[0]) if len(starts) > 1 else None
+    for start, value in zip(starts[2:], values[1:], strict=False):
+        expression = expression.when(hour < start).then(value)
+    return expression.otherwise(values[-1]) if expression is not None else pl.lit(values[-1])
+
+
 def with_trip_duration(frame: pl.LazyFrame, offsets: pl.DataFrame) -> pl.LazyFrame:
     """`frame` plus the trip duration in microseconds between real instants: the shortest positive one the wall
     times allow, else (none positive) the one from the earliest readings. Null where a time is null.
@@ -54,7 +67,7 @@ def with_trip_duration(frame: pl.LazyFrame, offsets: pl.DataFrame) -> pl.LazyFra
     if offsets.select(pl.concat_list(READINGS).explode().n_unique()).item() <= 1:  # one offset (most months)
         return frame.with_columns(wall_us.alias(DURATION_US))
     lookups = [
-        pl.col(name).dt.truncate("1h").replace_strict(offsets["hour"], offsets[r], default=None).alias(f"_{name}_{r}")
+        _offset_of_hour(pl.col(name).dt.truncate("1h"), offsets, r).alias(f"_{name}_{r}")
         for name in TIMES
         for r in READINGS
     ]
@@ -107,10 +120,18 @@ def split_valid(table: pa.Table, month: Month, known_zone_ids: list[int]) -> tup
     return clean.to_arrow().cast(CANONICAL_SCHEMA), quarantine.to_arrow().cast(QUARANTINE_SCHEMA)
 
 
-def _zone_lookup(id_column: str, zones: pl.DataFrame, value_column: str) -> pl.Expr:
-    return pl.col(id_column).replace_strict(
-        zones["location_id"], zones[value_column], default=None, return_dtype=pl.String
-    )
+def _with_zone_names(frame: pl.LazyFrame, zones: pl.DataFrame) -> pl.LazyFrame:
+    """Borough and zone of the pickup and dropoff location: left joins on the small zone table, in row order."""
+    names = zones.unique("location_id", keep="first").lazy()
+    for prefix in ("pu", "do"):
+        id_column = f"{prefix}_location_id"
+        renamed = names.select(
+            pl.col("location_id").cast(pl.Int32).alias(id_column),
+            pl.col("borough").alias(f"{prefix}_borough"),
+            pl.col("zone").alias(f"{prefix}_zone"),
+        )
+        frame = frame.join(renamed, on=id_column, how="left", maintain_order="left")
+    return frame
 
 
 def derive(clean: pl.LazyFrame, zones: pl.DataFrame) -> pl.LazyFrame:
@@ -130,14 +151,12 @@ def derive(clean: pl.LazyFrame, zones: pl.DataFrame) -> pl.LazyFrame:
             pickup_date=pickup.dt.date(),
             pickup_hour=pickup.dt.hour().cast(pl.Int8),
             pickup_weekday=pickup.dt.weekday().cast(pl.Int8),
-            pu_borough=_zone_lookup("pu_location_id", zones, "borough"),
-            pu_zone=_zone_lookup("pu_location_id", zones, "zone"),
-            do_borough=_zone_lookup("do_location_id", zones, "borough"),
-            do_zone=_zone_lookup("do_location_id", zones, "zone"),
         )
+        .pipe(_with_zone_names, zones)
         .drop(DURATION_US)
     )
 
 
 def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
-    return derive(_with_duration(clean), pl.from_arrow(zones)).collect().to_arrow().cast(TRIPS_SCHEMA)
+    derived = derive(_with_duration(clean), pl.from_arrow(zones)).select(TRIPS_SCHEMA.names)
+    return derived.collect().to_arrow().cast(TRIPS_SCHEMA)

@@ -3,8 +3,10 @@
 The plan: scan the source, normalize it (`normalize_lazy`, the lazy twin of `tasks.schema.normalize_table`),
 compute each trip's duration, flag every row with the first rule it breaks, derive the trip columns with the zone
 names, and sink both datasets, trips and quarantine, into the staged files of a new version of the month
-(`tasks.commit.staged_version`), which is committed once both are written. Both sinks run in one `pl.collect_all`,
-so the streaming engine reads the source once and holds a few batches of rows at a time, never the month.
+(`tasks.commit.staged_version`), which is committed once both are written. The streaming engine holds batches of
+rows, not the month. The two sinks run one after the other, each reading the source again: measured on a 12M-row
+generated month, one `pl.collect_all` of both sinks peaked at 2.9 GB RSS and two sinks in turn at 1.9 GB (3M rows:
+1.2 GB and 1.0 GB), for about a second more of reading.
 
 Two small facts must be known before the rows stream by, so a first pass computes only them (a group-by and a
 `unique` over the time columns, also streamed): the rows per pickup month, for the wrong-month guard that must
@@ -222,7 +224,8 @@ def stream_month(
     counts = MonthCounts(rows_in=rows_in)
     with staged_version(root, service, month, list(DATASETS)) as staged, _local_targets(root, staged.paths) as paths:
         sinks = [plans[name].sink_parquet(paths[name], compression=PARQUET_COMPRESSION, lazy=True) for name in DATASETS]
-        pl.collect_all(sinks, engine="streaming")
+        for sink in sinks:
+            sink.collect(engine="streaming")
         _count_written(counts, paths)
         check_row_invariant(rows_in, counts.rows_clean, counts.rows_quarantined, f"stream {service} {month}")
     return commit_version(root, service, month, staged.version, list(DATASETS)), counts
