@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -31,6 +34,7 @@ from tasks.report import MonthSummary
 from tasks.schema import normalize_table
 from tasks.transform import add_derived_columns
 from tasks.validate import count_reasons, split_valid
+from tasks.write_lock import month_write_lock
 from tasks.zones import ZoneTable
 
 
@@ -55,18 +59,32 @@ def run_month(source: str, service: str, month: Month, root: str, zones: ZoneTab
 
     With `engine="polars"` the month is one lazy plan from scan to sinks, streamed in bounded memory
     (`tasks.engines.polars_month`); with `"pandas"` it is read and transformed in memory, the comparison the
-    parity tests hold to the same output. Either way the month is written through the commit protocol.
+    parity tests hold to the same output. Either way the month is written through the commit protocol. No write
+    lock is taken: one process writing months (a script, the benchmark) needs none; `etl_month` takes it.
     """
+    return _run_month(source, service, month, root, zones, engine, nullcontext)
+
+
+def _run_month(
+    source: str,
+    service: str,
+    month: Month,
+    root: str,
+    zones: ZoneTable,
+    engine: str,
+    write_lock: Callable[[], AbstractContextManager],
+) -> MonthSummary:
     get_engine(engine)  # an unknown engine fails before anything is read
     summary = MonthSummary(service=service, month=str(month), source=source)
     started = time.perf_counter()
     if engine == "polars":
-        summary.outputs, counts = stream_month(source, service, month, root, zones)
+        summary.outputs, counts = stream_month(source, service, month, root, zones, write_lock)
         summary.rows_in, summary.rows_clean = counts.rows_in, counts.rows_clean
         summary.rows_quarantined, summary.quarantined_by_reason = counts.rows_quarantined, counts.quarantined_by_reason
     else:
         summary.rows_in, trips, quarantine = read_month_in_memory(source, service, month, zones, engine)
-        summary.outputs = write_month({"trips": trips, "quarantine": quarantine}, root, service, month)
+        with write_lock():
+            summary.outputs = write_month({"trips": trips, "quarantine": quarantine}, root, service, month)
         summary.rows_clean, summary.rows_quarantined = trips.num_rows, quarantine.num_rows
         summary.quarantined_by_reason = count_reasons(quarantine)
     summary.step_seconds["month"] = round(time.perf_counter() - started, 3)
@@ -114,5 +132,8 @@ def output_version(zones: ZoneTable) -> dict[str, str]:
 
 @task(name="etl-month", cache_policy=NO_CACHE)
 def etl_month(source: str, service: str, month: Month, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
-    """A whole month as one task: small inputs (a path, a month), a small output (its summary)."""
-    return run_month(source, service, month, root, zones, engine)
+    """A whole month as one task: small inputs (a path, a month), a small output (its summary).
+
+    Its commit holds the month's Prefect write limit (`tasks/write_lock.py`), so two runs writing the same month
+    take turns; months of other dates or services run in parallel."""
+    return _run_month(source, service, month, root, zones, engine, partial(month_write_lock, service, month))

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -208,9 +208,15 @@ def _count_written(counts: MonthCounts, paths: dict[str, str]) -> None:
 
 
 def stream_month(
-    source: str, service: str, month: Month, root: str, zones: ZoneTable
+    source: str,
+    service: str,
+    month: Month,
+    root: str,
+    zones: ZoneTable,
+    commit_lock: Callable[[], AbstractContextManager] = nullcontext,
 ) -> tuple[dict[str, str], MonthCounts]:
-    """Run one month's plan and commit it: `({dataset: part-0.parquet URI}, counts)`.
+    """Run one month's plan and commit it, holding `commit_lock()` while committing (staging writes only new
+    paths): `({dataset: part-0.parquet URI}, counts)`.
 
     Raises `WrongMonthError` (nothing staged), `ServiceMismatchError`/`SchemaError`/`SourceError` before
     anything is written; a failure while writing removes the staged version, leaving the month as it was.
@@ -234,4 +240,5 @@ def stream_month(
             sink.collect(engine="streaming")
         _count_written(counts, paths)
         check_row_invariant(rows_in, counts.rows_clean, counts.rows_quarantined, f"stream {service} {month}")
-    return commit_version(root, service, month, staged.version, list(DATASETS)), counts
+    with commit_lock():
+        return commit_version(root, service, month, staged.version, list(DATASETS)), counts
