@@ -139,10 +139,13 @@ def test_a_fractional_code_is_refused_not_truncated(engine, tmp_path):
 
 
 def test_a_month_streams_into_an_s3_lake(s3_bucket, tmp_path):
-    """An S3 root: the sinks write local temporary files, uploaded as the staged version, then committed."""
-    root, zones, source = f"s3://{s3_bucket}/lake", load_zone_table(), sample_file("yellow", "2025-01")
-    streamed = run_month(source, "yellow", JAN_2025, root, zones, "polars")
-    local = run_month(source, "yellow", JAN_2025, str(tmp_path / "lake"), zones, "pandas")
+    """An S3 source is scanned by polars; for an S3 root the sinks write local temporary files, uploaded as the
+    staged version, then committed."""
+    root, zones, local_source = f"s3://{s3_bucket}/lake", load_zone_table(), sample_file("yellow", "2025-01")
+    source = f"s3://{s3_bucket}/tlc/yellow_tripdata_2025-01.parquet"
+    filesystem_for(source).put_file(local_source, source)
+    streamed = run_month(source, "yellow", JAN_2025, root, zones, "polars")  # scanned from S3, sunk to S3
+    local = run_month(local_source, "yellow", JAN_2025, str(tmp_path / "lake"), zones, "pandas")
     assert streamed.outputs["trips"].startswith(f"s3://{s3_bucket}/lake/trips/")
     on_s3, on_disk = read_month(root, "yellow", JAN_2025), read_month(str(tmp_path / "lake"), "yellow", JAN_2025)
     for dataset, schema in FILE_SCHEMAS.items():

@@ -14,8 +14,9 @@ refuse a file before anything is written, and the distinct wall-clock hours, who
 DST-aware durations (`polars_engine.offsets_by_hour`). The counts for the summary are read afterwards from what
 was written: row counts from the parquet footers, reasons from a group-by over the quarantine file's one column.
 
-Only a local parquet file is scanned. Anything else (CSV, gzip, http, S3) is read whole into memory first by
-`tasks.extract.read_trip_file` and then runs through the same plan: its peak is the file's size plus the plan's.
+A parquet file, local or on S3 (polars' own S3 client, with `settings.polars_storage_options`), is scanned.
+Anything else (CSV, gzip, http) is read whole into memory first by `tasks.extract.read_trip_file` and then runs
+through the same plan: its peak is the file's size plus the plan's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
+import fsspec
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,7 +41,7 @@ from tasks.engines.polars_engine import (
     offsets_by_hour,
     with_trip_duration,
 )
-from tasks.extract import SourceError, _is_local_parquet, read_trip_file
+from tasks.extract import PARQUET_MAGIC, SourceError, _is_local_parquet, read_trip_file
 from tasks.lake import filesystem_for
 from tasks.months import Month
 from tasks.rules import check_row_invariant
@@ -54,7 +56,7 @@ from tasks.schema import (
     check_service,
     normalize_table,
 )
-from tasks.settings import PARQUET_COMPRESSION
+from tasks.settings import PARQUET_COMPRESSION, fsspec_options, polars_storage_options
 from tasks.validate import check_months_held
 from tasks.zones import ZoneTable
 
@@ -148,19 +150,36 @@ def normalize_lazy(scan: pl.LazyFrame, service: str, source: str) -> pl.LazyFram
     return scan.select(columns)
 
 
+def _is_s3_parquet(source: str) -> bool:
+    """Whether `source` is an S3 object that starts like parquet (4 bytes read). Any error answers no, so that
+    `read_trip_file` reports it in its own words."""
+    if not source.startswith("s3://"):
+        return False
+    try:
+        filesystem, path = fsspec.core.url_to_fs(source, **fsspec_options(source))
+        with filesystem.open(path, "rb") as handle:
+            return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+    except Exception:  # any failure is reported by the fallback's read, in its own words
+        return False
+
+
 def scan_month(source: str, service: str) -> tuple[pl.LazyFrame, int]:
-    """(the normalized month as a lazy frame, its row count). A local parquet file is scanned and counted from its
-    footer; any other source is read into memory and normalized there."""
-    if not _is_local_parquet(source):
+    """(the normalized month as a lazy frame, its row count). A parquet file, local or on S3, is scanned and
+    counted from its footer; any other source is read into memory and normalized there."""
+    if _is_s3_parquet(source):
+        scan = pl.scan_parquet(source, storage_options=polars_storage_options(source) or None)
+        rows_in = scan.select(pl.len()).collect().item()
+    elif _is_local_parquet(source):
+        try:
+            rows_in = pq.read_metadata(source).num_rows
+        except (pa.ArrowInvalid, OSError) as error:
+            raise SourceError(f"{source}: corrupt or truncated parquet file: {error}") from error
+        scan = pl.scan_parquet(source)
+    else:
         table = normalize_table(read_trip_file(source), service, source)
         return pl.from_arrow(table).lazy(), table.num_rows
-    try:
-        rows_in = pq.read_metadata(source).num_rows
-    except (pa.ArrowInvalid, OSError) as error:
-        raise SourceError(f"{source}: corrupt or truncated parquet file: {error}") from error
     if rows_in == 0:
         raise SourceError(f"{source}: file holds no trip rows")
-    scan = pl.scan_parquet(source)
     frame = normalize_lazy(scan, service, source)
     check_lossless_casts(scan, source)
     return frame, rows_in
