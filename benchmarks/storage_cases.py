@@ -18,7 +18,7 @@ from servers import start_s3, stop
 from tasks import settings
 from tasks.measure import Result, interleaved_timings, spread
 from tasks.months import Month
-from tasks.pipeline import transform_month
+from tasks.pipeline import read_month_in_memory
 from tasks.serializers import ParquetSerializer
 from tasks.zones import load_zone_table
 
@@ -93,7 +93,7 @@ def s3_results_case(size: Size, workdir: Path) -> list[Result]:
     not a speed-up: the ratio is how many times longer S3 takes (loopback; a real S3 adds network latency)."""
     source, months = months_on_disk(size, workdir, 1)
     uri = source.format(service="yellow", month=months[0])
-    _, trips, _ = transform_month(uri, "yellow", Month.parse(months[0]), load_zone_table(), "polars")
+    _, trips, _ = read_month_in_memory(uri, "yellow", Month.parse(months[0]), load_zone_table(), "polars")
     s3 = start_s3()  # its own process, as a real S3 is: it does not share this process's interpreter
     try:
         credentials = AwsCredentials(  # a block in memory: never overwrite a server's saved blocks

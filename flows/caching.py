@@ -62,14 +62,14 @@ def fingerprint(source: str) -> dict:
 
 
 @task(
-    name="etl-month-cached",
-    task_run_name="etl-month-cached-{service}-{month}",
+    name="run-month-cached",
+    task_run_name="run-month-cached-{service}-{month}",
     cache_policy=(INPUTS - "zones") + TASK_SOURCE,
     cache_expiration=timedelta(days=30),
     persist_result=True,
     result_serializer="json",
 )
-def etl_month_cached(
+def run_month_cached(
     source_version: dict,
     pipeline_version: dict,
     service: str,
@@ -78,7 +78,8 @@ def etl_month_cached(
     engine: str,
     zones: ZoneTable,
 ) -> dict:
-    """A month keyed on its source's fingerprint, the pipeline's output version and its parameters."""
+    """`run_month`, cached under a key of its source's fingerprint, the pipeline's output version and its
+    parameters (the lesson: what a month's key must cover)."""
     summary = run_month(source_version["uri"], service, Month.parse(month), root, zones, engine)
     return asdict(summary)
 
@@ -98,7 +99,7 @@ def cached_etl(
     zone_table = load_zones(zones)
     version = output_version(zone_table)
     get_run_logger().info("output version (code, rules, zones): %s", version)
-    month_task = etl_month_cached.with_options(refresh_cache=refresh)
+    month_task = run_month_cached.with_options(refresh_cache=refresh)
     results = []
     for month, uri in sample_plan(service, months, source):
         started = time.perf_counter()

@@ -41,15 +41,15 @@ from tasks import settings
 from tasks.lesson_report import publish_lesson_table
 from tasks.measure import peak_rss_mb, run_child
 from tasks.months import Month
-from tasks.pipeline import etl_month, transform_month
+from tasks.pipeline import etl_month, read_month_in_memory
 from tasks.plan import sample_plan
 from tasks.zones import ZoneTable, load_zones
 
 
-@task(name="month-to-table", cache_policy=NO_CACHE)
-def month_to_table(source: str, service: str, month: Month, zones: ZoneTable, engine: str) -> pa.Table:
-    """The month's clean trips, returned to the flow as an in-memory result."""
-    _, trips, _ = transform_month(source, service, month, zones, engine)
+@task(name="trips-in-memory", cache_policy=NO_CACHE)
+def trips_in_memory(source: str, service: str, month: Month, zones: ZoneTable, engine: str) -> pa.Table:
+    """The month's clean trips, returned to the flow as an in-memory result (the same steps as `run_month`)."""
+    _, trips, _ = read_month_in_memory(source, service, month, zones, engine)
     return trips
 
 
@@ -94,7 +94,7 @@ def months_in_memory(
 ) -> list[dict]:
     """The baseline: every month's trips come back to the flow as results, and the report gets them all."""
     started, zones, plan = time.perf_counter(), load_zones(), sample_plan(service, months, source)
-    tables = [month_to_table(uri, service, month, zones, engine) for month, uri in plan]
+    tables = [trips_in_memory(uri, service, month, zones, engine) for month, uri in plan]
     report = report_from_tables(tables)
     publish_variant("lesson-disk-io-in-memory", "in-memory results", len(plan), report, started)
     return report

@@ -42,7 +42,7 @@ from blocks.register import save_blocks
 from tasks import settings
 from tasks.lesson_report import publish_lesson_table
 from tasks.months import Month
-from tasks.pipeline import transform_month
+from tasks.pipeline import read_month_in_memory
 from tasks.plan import sample_plan
 from tasks.serializers import ParquetSerializer
 from tasks.zones import load_zone_table
@@ -61,7 +61,7 @@ ARTIFACT_KEY = "lesson-s3-results"
 )
 def clean_trips(source: str, service: str, month: str) -> pa.Table:
     """One month's clean, enriched trips, persisted to S3 as parquet."""
-    _, trips, _ = transform_month(source, service, Month.parse(month), load_zone_table(), "polars")
+    _, trips, _ = read_month_in_memory(source, service, Month.parse(month), load_zone_table(), "polars")
     return trips
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -48,27 +51,54 @@ def write_month(tables: dict[str, pa.Table], root: str, service: str, month: Mon
 
     The URIs are the plain view's `part-0.parquet` files. `tasks/load.py`'s docstring explains the protocol.
     """
-    filesystem = filesystem_for(root)
-    record_path = commit_record_path(root, service, month)
-    previous = read_commit_record(filesystem, record_path)
-    version = next_version(previous["version"] if previous else None)
-
-    try:  # 1. stage
+    with staged_version(root, service, month, list(tables)) as staged:  # 1. stage
+        filesystem = filesystem_for(root)
         for dataset, table in tables.items():
-            target = versioned_file(root, service, month, version, dataset)
-            filesystem.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
             data = table.drop_columns([c for c in PARTITION_COLUMNS if c in table.column_names])
-            with filesystem.open(target, "wb") as handle:
+            with filesystem.open(staged.paths[dataset], "wb") as handle:
                 pq.write_table(data, handle, compression=PARQUET_COMPRESSION)
-    except BaseException:  # tidy up when we can; after a crash, the next commit's garbage collection does
+    return commit_version(root, service, month, staged.version, list(tables))  # 2.-4.
+
+
+@dataclass(frozen=True)
+class StagedVersion:
+    """A new, uncommitted version of one month: its id and where each dataset's file must be written."""
+
+    version: str
+    paths: dict[str, str]
+
+
+@contextmanager
+def staged_version(root: str, service: str, month: Month, datasets: list[str]) -> Iterator[StagedVersion]:
+    """Step 1 for any writer (pyarrow, a polars sink): a new version id and one staging path per dataset.
+
+    The files are written inside the block, by whoever can write parquet to a path; if the block raises, the
+    version's folder is removed (after a crash, the next commit's garbage collection removes it). Commit what
+    was written with `commit_version`, after the block.
+    """
+    filesystem = filesystem_for(root)
+    previous = read_commit_record(filesystem, commit_record_path(root, service, month))
+    version = next_version(previous["version"] if previous else None)
+    paths = {dataset: versioned_file(root, service, month, version, dataset) for dataset in datasets}
+    for path in paths.values():
+        filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    try:
+        yield StagedVersion(version, paths)
+    except BaseException:  # tidy up when we can
         _remove_version(filesystem, f"{month_versions_path(root, service, month)}/{version}")
         raise
 
+
+def commit_version(root: str, service: str, month: Month, version: str, datasets: list[str]) -> dict[str, str]:
+    """Steps 2-4 for a version whose files are all staged: commit it (unless a newer one is), publish the plain
+    view and collect garbage; returns `{dataset: part-0.parquet URI}` of what is committed."""
+    filesystem = filesystem_for(root)
+    record_path = commit_record_path(root, service, month)
     current = read_commit_record(filesystem, record_path)  # 2. commit, unless a newer version already is
     if current and current["version"] > version:
         logger.warning("%s %s: %s gives way to newer commit %s", service, month, version, current["version"])
     else:
-        record = {"version": version, "datasets": list(tables), "committed_at": datetime.now(UTC).isoformat()}
+        record = {"version": version, "datasets": datasets, "committed_at": datetime.now(UTC).isoformat()}
         _write_atomically(filesystem, record_path, json.dumps(record, indent=2).encode(), version)
         current = record
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +25,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import rules, settings
+from tasks.engines import get_engine
+from tasks.engines.polars_month import stream_month
 from tasks.extract import read_trip_file
 from tasks.load import write_month
 from tasks.months import Month
@@ -29,15 +34,18 @@ from tasks.report import MonthSummary
 from tasks.schema import normalize_table
 from tasks.transform import add_derived_columns
 from tasks.validate import count_reasons, split_valid
+from tasks.write_lock import month_write_lock
 from tasks.zones import ZoneTable
 
 
-def transform_month(
+def read_month_in_memory(
     source: str, service: str, month: Month, zones: ZoneTable, engine: str
 ) -> tuple[int, pa.Table, pa.Table]:
-    """Read, normalize, validate and transform one month: (rows in, enriched clean trips, quarantined rows).
+    """Read, normalize, validate and transform one month in memory: (rows in, enriched trips, quarantined rows).
 
-    Only the outputs outlive the call, so each intermediate stage is freed as soon as the next exists.
+    The pandas engine's way, and any lesson's that needs the month's tables themselves (to return or to cache
+    them). Each intermediate stage is freed as soon as the next exists, but the month is held whole, several
+    times at the peak: `run_month` with the polars engine streams instead.
     """
     table = normalize_table(read_trip_file(source), service, source)
     rows_in = table.num_rows
@@ -47,13 +55,38 @@ def transform_month(
 
 
 def run_month(source: str, service: str, month: Month, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
-    """Extract, normalize, validate, transform and load one month; returns its summary (no tables are kept)."""
+    """Extract, normalize, validate, transform and load one month; returns its summary (no tables are kept).
+
+    With `engine="polars"` the month is one lazy plan from scan to sinks, streamed in bounded memory
+    (`tasks.engines.polars_month`); with `"pandas"` it is read and transformed in memory, the comparison the
+    parity tests hold to the same output. Either way the month is written through the commit protocol. No write
+    lock is taken: one process writing months (a script, the benchmark) needs none; `etl_month` takes it.
+    """
+    return _run_month(source, service, month, root, zones, engine, nullcontext)
+
+
+def _run_month(
+    source: str,
+    service: str,
+    month: Month,
+    root: str,
+    zones: ZoneTable,
+    engine: str,
+    write_lock: Callable[[], AbstractContextManager],
+) -> MonthSummary:
+    get_engine(engine)  # an unknown engine fails before anything is read
     summary = MonthSummary(service=service, month=str(month), source=source)
     started = time.perf_counter()
-    summary.rows_in, trips, quarantine = transform_month(source, service, month, zones, engine)
-    summary.outputs = write_month({"trips": trips, "quarantine": quarantine}, root, service, month)
-    summary.rows_clean, summary.rows_quarantined = trips.num_rows, quarantine.num_rows
-    summary.quarantined_by_reason = count_reasons(quarantine)
+    if engine == "polars":
+        summary.outputs, counts = stream_month(source, service, month, root, zones, write_lock)
+        summary.rows_in, summary.rows_clean = counts.rows_in, counts.rows_clean
+        summary.rows_quarantined, summary.quarantined_by_reason = counts.rows_quarantined, counts.quarantined_by_reason
+    else:
+        summary.rows_in, trips, quarantine = read_month_in_memory(source, service, month, zones, engine)
+        with write_lock():
+            summary.outputs = write_month({"trips": trips, "quarantine": quarantine}, root, service, month)
+        summary.rows_clean, summary.rows_quarantined = trips.num_rows, quarantine.num_rows
+        summary.quarantined_by_reason = count_reasons(quarantine)
     summary.step_seconds["month"] = round(time.perf_counter() - started, 3)
     summary.finished_at = time.time()
     return summary
@@ -99,5 +132,8 @@ def output_version(zones: ZoneTable) -> dict[str, str]:
 
 @task(name="etl-month", cache_policy=NO_CACHE)
 def etl_month(source: str, service: str, month: Month, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
-    """A whole month as one task: small inputs (a path, a month), a small output (its summary)."""
-    return run_month(source, service, month, root, zones, engine)
+    """A whole month as one task: small inputs (a path, a month), a small output (its summary).
+
+    Its commit holds the month's Prefect write limit (`tasks/write_lock.py`), so two runs writing the same month
+    take turns; months of other dates or services run in parallel."""
+    return _run_month(source, service, month, root, zones, engine, partial(month_write_lock, service, month))

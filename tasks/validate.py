@@ -41,7 +41,12 @@ def check_month_matches(table: pa.Table, month: Month) -> None:
     Real files carry some stray rows (a few from the previous day, the odd 2009 date): those stay a row-level
     matter for the `pickup_outside_month` rule. Only a file that is mostly somewhere else is refused.
     """
-    held = months_held(table)
+    check_months_held(months_held(table), month)
+
+
+def check_months_held(held: dict[str, int], month: Month) -> None:
+    """`check_month_matches` on rows already counted per pickup month (`months_held`, most rows first), so a
+    streaming plan can count them in a small group-by instead of holding the month."""
     dated = sum(held.values())
     outside = dated - held.get(str(month), 0)
     if dated and outside / dated > MAX_SHARE_OUTSIDE_MONTH:

@@ -17,15 +17,21 @@ READINGS = ("earliest", "latest")  # the two readings of a wall time in the repe
 TIMES = ("pickup_datetime", "dropoff_datetime")
 
 
-def _offsets_by_hour(frame: pl.DataFrame) -> pl.DataFrame:
-    """UTC offset (instant minus wall time, in microseconds) of every wall-clock hour in `frame`, per reading.
+def distinct_hours(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """The distinct wall-clock hours of the pickup and dropoff times (a few hundred for a month): one `hour` column."""
+    hours = [frame.select(pl.col(name).dt.truncate("1h").alias("hour")) for name in TIMES]
+    return pl.concat(hours).unique().drop_nulls()
+
+
+def offsets_by_hour(hours: pl.Series) -> pl.DataFrame:
+    """UTC offset (instant minus wall time, in microseconds) of every wall-clock hour in `hours`, per reading.
 
     See `tasks.rules.DURATION_ON_INSTANTS`. New York's offset only changes on the hour, so localizing the few
     hundred distinct hours of a month and looking them up is exact, and about ten times faster than polars'
-    `replace_time_zone` on every row. polars can only null a time in the skipped spring hour; localizing the hour
-    after it gives the offset in force before the change, the same as pandas' `nonexistent=1 hour`.
+    `replace_time_zone` on every row; it also lets a month stream, since only this small table must be known
+    before the rows go by. polars can only null a time in the skipped spring hour; localizing the hour after it
+    gives the offset in force before the change, the same as pandas' `nonexistent=1 hour`.
     """
-    hours = pl.concat([frame[name].dt.truncate("1h") for name in TIMES]).unique().drop_nulls().alias("hour")
     wall = pl.col("hour")
 
     def offset_us(reading: str) -> pl.Expr:
@@ -36,18 +42,32 @@ def _offsets_by_hour(frame: pl.DataFrame) -> pl.DataFrame:
         as_utc_wall = instant.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
         return (as_utc_wall - wall).dt.total_microseconds().alias(reading)
 
-    return pl.DataFrame(hours).with_columns(offset_us(reading) for reading in READINGS)
+    return pl.DataFrame(hours.alias("hour")).with_columns(offset_us(reading) for reading in READINGS)
 
 
-def with_trip_duration(frame: pl.DataFrame) -> pl.LazyFrame:
+def _offset_of_hour(hour: pl.Expr, offsets: pl.DataFrame, reading: str) -> pl.Expr:
+    """The `reading` offset of each `hour` from `offsets`, as a chain of comparisons with the hours where the
+    offset changes (two or three in a month): an element-wise expression, so the month streams. (A lookup with
+    `replace_strict` gave the same values but made polars hold the whole column: 2.3 GB for a 12M-row month.)
+    Exact for every hour listed in `offsets`, which are all the hours of the frame."""
+    changes = offsets.sort("hour").filter(pl.col(reading).ne_missing(pl.col(reading).shift(1)))
+    starts, values = changes["hour"].to_list(), changes[reading].to_list()
+    expression = pl.when(hour < starts[1]).then(values[0]) if len(starts) > 1 else None
+    for start, value in zip(starts[2:], values[1:], strict=False):
+        expression = expression.when(hour < start).then(value)
+    return expression.otherwise(values[-1]) if expression is not None else pl.lit(values[-1])
+
+
+def with_trip_duration(frame: pl.LazyFrame, offsets: pl.DataFrame) -> pl.LazyFrame:
     """`frame` plus the trip duration in microseconds between real instants: the shortest positive one the wall
-    times allow, else (none positive) the one from the earliest readings. Null where a time is null."""
-    offsets = _offsets_by_hour(frame)
+    times allow, else (none positive) the one from the earliest readings. Null where a time is null.
+
+    `offsets` is `offsets_by_hour` of (at least) every hour in `frame`."""
     wall_us = (pl.col("dropoff_datetime") - pl.col("pickup_datetime")).dt.total_microseconds()
     if offsets.select(pl.concat_list(READINGS).explode().n_unique()).item() <= 1:  # one offset (most months)
-        return frame.lazy().with_columns(wall_us.alias(DURATION_US))
+        return frame.with_columns(wall_us.alias(DURATION_US))
     lookups = [
-        pl.col(name).dt.truncate("1h").replace_strict(offsets["hour"], offsets[r], default=None).alias(f"_{name}_{r}")
+        _offset_of_hour(pl.col(name).dt.truncate("1h"), offsets, r).alias(f"_{name}_{r}")
         for name in TIMES
         for r in READINGS
     ]
@@ -56,11 +76,15 @@ def with_trip_duration(frame: pl.DataFrame) -> pl.LazyFrame:
     ]
     shortest_positive = pl.min_horizontal(pl.when(c > 0).then(c) for c in candidates)
     return (
-        frame.lazy()
-        .with_columns(lookups)
+        frame.with_columns(lookups)
         .with_columns(pl.coalesce(shortest_positive, candidates[0]).alias(DURATION_US))
         .drop(lookup.meta.output_name() for lookup in lookups)
     )
+
+
+def _with_duration(table: pa.Table) -> pl.LazyFrame:
+    frame = pl.from_arrow(table).lazy()
+    return with_trip_duration(frame, offsets_by_hour(distinct_hours(frame).collect()["hour"]))
 
 
 def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
@@ -84,31 +108,40 @@ def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
     return expression.otherwise(pl.lit(None, dtype=pl.String))
 
 
+def flag_rows(frame: pl.LazyFrame, month: Month, known_zone_ids: list[int]) -> pl.LazyFrame:
+    """`frame` (with its duration column) plus `reason`: the first broken rule, or null for a clean row."""
+    return frame.with_columns(reason=reason_expression(month, known_zone_ids))
+
+
 def split_valid(table: pa.Table, month: Month, known_zone_ids: list[int]) -> tuple[pa.Table, pa.Table]:
-    flagged = (
-        with_trip_duration(pl.from_arrow(table))
-        .with_columns(reason=reason_expression(month, known_zone_ids))
-        .drop(DURATION_US)
-        .collect()
-    )
+    flagged = flag_rows(_with_duration(table), month, known_zone_ids).drop(DURATION_US).collect()
     clean = flagged.filter(pl.col("reason").is_null()).drop("reason")
     quarantine = flagged.filter(pl.col("reason").is_not_null())
     return clean.to_arrow().cast(CANONICAL_SCHEMA), quarantine.to_arrow().cast(QUARANTINE_SCHEMA)
 
 
-def _zone_lookup(id_column: str, zones: pl.DataFrame, value_column: str) -> pl.Expr:
-    return pl.col(id_column).replace_strict(
-        zones["location_id"], zones[value_column], default=None, return_dtype=pl.String
-    )
+def _with_zone_names(frame: pl.LazyFrame, zones: pl.DataFrame) -> pl.LazyFrame:
+    """Borough and zone of the pickup and dropoff location: left joins on the small zone table, in row order."""
+    names = zones.unique("location_id", keep="first").lazy()
+    for prefix in ("pu", "do"):
+        id_column = f"{prefix}_location_id"
+        renamed = names.select(
+            pl.col("location_id").cast(pl.Int32).alias(id_column),
+            pl.col("borough").alias(f"{prefix}_borough"),
+            pl.col("zone").alias(f"{prefix}_zone"),
+        )
+        frame = frame.join(renamed, on=id_column, how="left", maintain_order="left")
+    return frame
 
 
-def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
-    zone_frame = pl.from_arrow(zones)
+def derive(clean: pl.LazyFrame, zones: pl.DataFrame) -> pl.LazyFrame:
+    """Clean rows (with their duration column) plus every derived column of `TRIPS_SCHEMA`, the duration dropped.
+
+    The zone names are a lookup in the small zone table (a hash join on the location id), row by row, so it
+    streams."""
     pickup, total = pl.col("pickup_datetime"), pl.col("total_amount")
-    frame = (
-        with_trip_duration(pl.from_arrow(clean))
-        .collect()
-        .with_columns(
+    return (
+        clean.with_columns(
             trip_duration_min=_duration_us / 60_000_000,
             avg_speed_mph=_speed_mph,
             tip_fraction=pl.when(total > 0).then(pl.col("tip_amount").fill_null(0) / total).otherwise(0.0),
@@ -118,10 +151,12 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
             pickup_date=pickup.dt.date(),
             pickup_hour=pickup.dt.hour().cast(pl.Int8),
             pickup_weekday=pickup.dt.weekday().cast(pl.Int8),
-            pu_borough=_zone_lookup("pu_location_id", zone_frame, "borough"),
-            pu_zone=_zone_lookup("pu_location_id", zone_frame, "zone"),
-            do_borough=_zone_lookup("do_location_id", zone_frame, "borough"),
-            do_zone=_zone_lookup("do_location_id", zone_frame, "zone"),
         )
+        .pipe(_with_zone_names, zones)
+        .drop(DURATION_US)
     )
-    return frame.drop(DURATION_US).to_arrow().cast(TRIPS_SCHEMA)
+
+
+def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
+    derived = derive(_with_duration(clean), pl.from_arrow(zones)).select(TRIPS_SCHEMA.names)
+    return derived.collect().to_arrow().cast(TRIPS_SCHEMA)
