@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import fsspec
 import pyarrow as pa
@@ -39,9 +41,35 @@ class SourceError(ValueError):
 
 def fetch_bytes(source: str) -> bytes:
     """The raw bytes of `source`, with missing files, HTTP and network errors turned into `SourceError`."""
-    try:
+    with source_errors(source):
         filesystem, path = fsspec.core.url_to_fs(source, **fsspec_options(source))
         return filesystem.cat_file(path)
+
+
+def parquet_row_count(source: str) -> int:
+    """The rows of a parquet file anywhere fsspec reaches, from its footer alone (a few KiB read).
+
+    A streaming scan reads an S3 object through polars' own client, whose errors say little and carry no status;
+    counting the rows first through fsspec meets a missing object, rejected credentials or a dead endpoint here,
+    as the same `SourceError` (and the same retry decision) as `fetch_bytes`.
+    """
+    with source_errors(source):
+        filesystem, path = fsspec.core.url_to_fs(source, **fsspec_options(source))
+        with filesystem.open(path, "rb") as handle:
+            try:
+                return pq.read_metadata(handle).num_rows
+            except pa.ArrowInvalid as error:
+                raise SourceError(f"{source}: corrupt or truncated parquet file: {error}") from error
+
+
+@contextmanager
+def source_errors(source: str) -> Iterator[None]:
+    """Turn what reading `source` raises into a `SourceError` that names it; the original stays its cause, from
+    which `tasks.retries` decides whether a retry may help."""
+    try:
+        yield
+    except SourceError:
+        raise
     except FileNotFoundError as error:
         what = "HTTP 404 Not Found" if source.startswith(("http://", "https://")) else "no such file"
         raise SourceError(f"{source}: {what}") from error

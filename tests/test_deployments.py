@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,8 +145,21 @@ def fresh_copy(destination: Path) -> Path:
 
 
 def api_get(api: str, path: str) -> dict:
-    with urllib.request.urlopen(f"{api}{path}", timeout=10) as response:
-        return json.load(response)
+    return api_call(urllib.request.Request(f"{api}{path}"))
+
+
+def api_call(request: urllib.request.Request, attempts: int = 5) -> dict | list:
+    """One API call; a 503 is retried, as Prefect's own client does: a SQLite server busy with a dozen runs starting
+    at once answers 503 for "database is locked"."""
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
@@ -263,8 +277,7 @@ def api_post(api: str, path: str, body: dict | list) -> dict | list:
     request = urllib.request.Request(
         f"{api}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
+    return api_call(request)
 
 
 def schedule_latest_run_soon(api: str, base: Path) -> tuple[Month, Path]:

@@ -20,7 +20,7 @@ from tasks.months import Month
 from tasks.pipeline import etl_month, run_month
 from tasks.schema import QUARANTINE_SCHEMA, TRIPS_SCHEMA, SchemaError, ServiceMismatchError
 from tasks.validate import WrongMonthError
-from tasks.write_lock import month_write_lock
+from tasks.write_lock import WriteLockTimeout, month_write_lock
 from tasks.zones import load_zone_table
 from tests.factories import VALID_TRIP, trips
 from tests.test_parity import assert_same_tables
@@ -159,7 +159,7 @@ def test_etl_month_commits_only_holding_the_month_write_limit(engine, tmp_path, 
     """While another writer holds the month's slot, `etl_month` waits, and gives up without committing."""
     monkeypatch.setattr(settings, "WRITE_LOCK_TIMEOUT_SECONDS", 2)
     root = str(tmp_path / "lake")
-    with month_write_lock("yellow", JAN_2025), pytest.raises(TimeoutError, match="taxi-write-yellow-2025-01"):
+    with month_write_lock("yellow", JAN_2025), pytest.raises(WriteLockTimeout, match="taxi-write-yellow-2025-01"):
         etl_month.fn(sample_file("yellow", "2025-01"), "yellow", JAN_2025, root, load_zone_table(), engine)
     assert not filesystem_for(root).exists(commit_record_path(root, "yellow", JAN_2025))
     summary = etl_month.fn(sample_file("yellow", "2025-01"), "yellow", JAN_2025, root, load_zone_table(), engine)

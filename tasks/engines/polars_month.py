@@ -41,7 +41,7 @@ from tasks.engines.polars_engine import (
     offsets_by_hour,
     with_trip_duration,
 )
-from tasks.extract import PARQUET_MAGIC, SourceError, _is_local_parquet, read_trip_file
+from tasks.extract import PARQUET_MAGIC, SourceError, _is_local_parquet, parquet_row_count, read_trip_file
 from tasks.lake import filesystem_for
 from tasks.months import Month
 from tasks.rules import check_row_invariant
@@ -167,8 +167,8 @@ def scan_month(source: str, service: str) -> tuple[pl.LazyFrame, int]:
     """(the normalized month as a lazy frame, its row count). A parquet file, local or on S3, is scanned and
     counted from its footer; any other source is read into memory and normalized there."""
     if _is_s3_parquet(source):
+        rows_in = parquet_row_count(source)  # through fsspec: S3 faults become SourceErrors, judged for retries
         scan = pl.scan_parquet(source, storage_options=polars_storage_options(source) or None)
-        rows_in = scan.select(pl.len()).collect().item()
     elif _is_local_parquet(source):
         try:
             rows_in = pq.read_metadata(source).num_rows
