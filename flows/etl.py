@@ -39,7 +39,8 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 import dask
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
+from prefect.client.schemas.objects import TaskRun
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFutureList
 from prefect.runtime import flow_run
@@ -54,7 +55,7 @@ from tasks.months import Month
 from tasks.pipeline import etl_month
 from tasks.plan import plan_run
 from tasks.report import MonthSummary, RunSummary, publish_summary, render_markdown
-from tasks.retries import network_retry_options
+from tasks.retries import network_retry_options, retry_if_transient
 from tasks.schema import NEW_YORK
 from tasks.zones import ZoneTable, load_zones
 
@@ -114,6 +115,16 @@ def one_month_per_worker():
         )
         return nullcontext()
     return dask.annotate(resources={MONTH_RESOURCE: 1})
+
+
+def retry_month_if_transient(task: Task, task_run: TaskRun, state: State) -> bool:
+    """`retry_if_transient`, plus the traceback when it declines: Prefect logs a failed task run's traceback only
+    once its retries are exhausted, so a month that fails for good on its first try would otherwise leave none."""
+    if retry_if_transient(task, task_run, state):
+        return True
+    error = state.result(raise_on_failure=False)
+    get_run_logger().error("Task run failed with exception: %r", error, exc_info=error)
+    return False
 
 
 @flow(name="taxi-etl-months")
@@ -181,7 +192,7 @@ def map_months(
     """
     month_task = etl_month.with_options(
         task_run_name="month-{service}-{month}",
-        **network_retry_options(),
+        **{**network_retry_options(), "retry_condition_fn": retry_month_if_transient},
     )
     with one_month_per_worker():
         futures = []
@@ -223,7 +234,8 @@ def taxi_etl(
     """
     months_flow = etl_months.with_options(task_runner=month_task_runner(runner, dask_address))
     parameters = {"service": service, "months": months, "source": source, "output": output, "engine": engine}
-    return months_flow(**parameters, zones=zones, now=scheduled_time(), return_state=True)
+    state = months_flow(**parameters, zones=zones, now=scheduled_time(), return_state=True)
+    return Failed(message=state.message) if state.is_failed() else state.result()
 
 
 def uses_sample(months: list[str] | None, source: str | None) -> bool:
