@@ -33,98 +33,31 @@ import argparse
 import os
 import sys
 import time
-from contextlib import nullcontext
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import dask
-from prefect import Task, flow, get_run_logger
-from prefect.client.schemas.objects import TaskRun
-from prefect.context import FlowRunContext
+from prefect import flow, get_run_logger
 from prefect.futures import PrefectFutureList
 from prefect.runtime import flow_run
-from prefect.settings import PREFECT_API_URL
 from prefect.states import Failed, State
-from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
-from prefect_dask import DaskTaskRunner
 
 from blocks.limits import download_slot
+from flows.runners import month_task_runner, one_month_per_worker, retry_month_if_transient
 from tasks import settings
 from tasks.months import Month
 from tasks.pipeline import etl_month
 from tasks.plan import plan_run
 from tasks.report import MonthSummary, RunSummary, publish_summary, render_markdown
-from tasks.retries import network_retry_options, retry_if_transient
+from tasks.retries import network_retry_options
 from tasks.schema import NEW_YORK
 from tasks.zones import ZoneTable, load_zones
-
-Runner = Literal["threads", "dask"]
-MONTH_RESOURCE = "MONTH"  # the Dask worker resource one month occupies; workers declare MONTH=1
-LOCAL_CLUSTER_WORKERS = 2
 
 
 def scheduled_time() -> datetime:
     """When this run was scheduled for (a deployment's schedule), else now: what `latest` is resolved against."""
     scheduled = flow_run.scheduled_start_time
     return scheduled.astimezone(ZoneInfo(NEW_YORK)).replace(tzinfo=None) if scheduled else datetime.now()
-
-
-def month_threads() -> int:
-    """How many months the thread runner processes at once: `TAXI_MONTH_THREADS`, default 2 (each holds memory)."""
-    return max(1, int(os.environ.get("TAXI_MONTH_THREADS", "2")))
-
-
-def month_task_runner(runner: Runner = "threads", dask_address: str | None = None) -> TaskRunner:
-    """The task runner the months are mapped over: an existing Dask scheduler, a LocalCluster, or threads."""
-    if dask_address:
-        return DaskTaskRunner(address=dask_address)
-    if runner == "dask":
-        api_url = PREFECT_API_URL.value()
-        if api_url:
-            os.environ["PREFECT_API_URL"] = api_url  # worker processes read it from their environment
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": LOCAL_CLUSTER_WORKERS,
-                "threads_per_worker": 1,
-                # Without an API URL every worker process would start its own temporary Prefect server.
-                "processes": bool(api_url),
-                "dashboard_address": None,
-                "resources": {MONTH_RESOURCE: 1},
-            }
-        )
-    if runner != "threads":
-        raise ValueError(f"runner must be 'threads' or 'dask', not {runner!r}")
-    return ThreadPoolTaskRunner(max_workers=month_threads())
-
-
-def one_month_per_worker():
-    """`dask.annotate` asking one `MONTH` per month, when the flow's runner is a Dask cluster whose workers declare
-    it; otherwise nothing. A task asking for a resource no worker has would wait forever, so on a cluster without
-    it the months run unconstrained, with a warning."""
-    runner = FlowRunContext.get().task_runner
-    if not isinstance(runner, DaskTaskRunner):
-        return nullcontext()
-    workers = runner.client.scheduler_info().get("workers", {}).values()
-    if not any(MONTH_RESOURCE in (worker.get("resources") or {}) for worker in workers):
-        get_run_logger().warning(
-            "No Dask worker declares the resource %s (start workers with --resources %s=1): a worker may run "
-            "several months at once",
-            MONTH_RESOURCE,
-            MONTH_RESOURCE,
-        )
-        return nullcontext()
-    return dask.annotate(resources={MONTH_RESOURCE: 1})
-
-
-def retry_month_if_transient(task: Task, task_run: TaskRun, state: State) -> bool:
-    """`retry_if_transient`, plus the traceback when it declines: Prefect logs a failed task run's traceback only
-    once its retries are exhausted, so a month that fails for good on its first try would otherwise leave none."""
-    if retry_if_transient(task, task_run, state):
-        return True
-    error = state.result(raise_on_failure=False)
-    get_run_logger().error("Task run failed with exception: %r", error, exc_info=error)
-    return False
 
 
 @flow(name="taxi-etl-months")
@@ -210,7 +143,7 @@ def taxi_etl(
     output: str | None = None,
     engine: Literal["polars", "pandas"] = "polars",
     zones: str | None = None,
-    runner: Runner = "threads",
+    runner: Literal["threads", "dask"] = "threads",
     dask_address: str | None = None,
 ) -> dict | State:
     """Process `months` of `service` trips from `source` into clean and quarantined partitions under `output`.

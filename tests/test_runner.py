@@ -21,7 +21,8 @@ from prefect_dask import DaskTaskRunner
 
 import servers
 from blocks import limits
-from flows.etl import MONTH_RESOURCE, etl_months, taxi_etl
+from flows.etl import etl_months, taxi_etl
+from flows.runners import MONTH_RESOURCE
 from tasks import settings
 from tasks.months import Month
 from tasks.write_lock import month_write_lock
