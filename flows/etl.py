@@ -33,6 +33,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -60,58 +61,35 @@ def scheduled_time() -> datetime:
     return scheduled.astimezone(ZoneInfo(NEW_YORK)).replace(tzinfo=None) if scheduled else datetime.now()
 
 
+@dataclass
+class MonthsOutcome:
+    """What the month-mapping subflow hands back: small, plain data."""
+
+    zones_origin: str
+    done: list[MonthSummary] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # "<service> <month>: <error>"
+
+
 @flow(name="taxi-etl-months")
 def etl_months(
-    service: str = "yellow",
-    months: list[str] | None = None,
-    source: str | None = None,
-    output: str | None = None,
-    engine: str = "polars",
-    zones: str | None = None,
-    now: datetime | None = None,
-) -> dict | State:
-    """Plan the run, load the zone table once, map `etl_month` over the months on this flow's task runner, and
-    publish the summary. Ends Failed (a returned state, so one traceback: the month's) when any month failed;
-    the months that succeeded stay written. `now` is when the parent run was scheduled, for `latest`."""
-    logger = get_run_logger()
-    started = time.perf_counter()
-    plan = plan_run(service, months, source, now=now or datetime.now())
-    root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, source) else settings.output_root())
+    service: str, months: list[str], sources: list[str], root: str, engine: str, zones: str | None = None
+) -> MonthsOutcome:
+    """Load the zone table once and map `etl_month` over the planned months on this flow's task runner.
+
+    Waits for every month: a month that failed (its task run logged the traceback) is reported by name and error
+    in the outcome, and the months that succeeded stay written.
+    """
     zone_table = load_zones(zones)
-    summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=zone_table.origin)
-    if plan.latest:
-        summary.latest = plan.latest.describe()
-    chosen = [month for month, _ in plan.months]
-    sources = [month_source for _, month_source in plan.months]
-    for month, month_source in plan.months:
-        logger.info("%s %s: reading %s", service, month, month_source)
-    futures = map_months(sources, service, chosen, root, zone_table, engine)
-    failures = []
-    for month, future in zip(chosen, futures, strict=True):
+    chosen = [Month.parse(month) for month in months]
+    outcome = MonthsOutcome(zones_origin=zone_table.origin)
+    for month, future in zip(chosen, map_months(sources, service, chosen, root, zone_table, engine), strict=True):
         future.wait()
-        state = future.state
-        if state.is_completed():
-            done: MonthSummary = state.result()
-            summary.months.append(done)
-            logger.info(
-                "%s %s: %s rows in, %s clean, %s quarantined %s",
-                service,
-                month,
-                f"{done.rows_in:,}",
-                f"{done.rows_clean:,}",
-                f"{done.rows_quarantined:,}",
-                done.quarantined_by_reason,
-            )
-        else:  # the failed task run has logged the traceback; the month wrote nothing
-            error = state.result(raise_on_failure=False)
-            failures.append(f"{service} {month}: {type(error).__name__}: {error}")
-    summary.failure = "; ".join(failures)
-    summary.seconds = round(time.perf_counter() - started, 2)
-    publish_summary(summary)
-    if failures:
-        logger.error("%d of %d month(s) failed: %s; the others were written", len(failures), len(chosen), failures)
-        return Failed(message=summary.failure)
-    return summary.to_dict()
+        if future.state.is_completed():
+            outcome.done.append(future.state.result())
+        else:
+            error = future.state.result(raise_on_failure=False)
+            outcome.failures.append(f"{service} {month}: {type(error).__name__}: {error}")
+    return outcome
 
 
 def map_months(
@@ -165,10 +143,48 @@ def taxi_etl(
     deployment's parameters. The subflow's state is this run's state: Failed, naming every failed month, when
     any month failed (the others stay written); the summary artifact is published either way.
     """
+    logger = get_run_logger()
+    started = time.perf_counter()
+    plan = plan_run(service, months, source, now=scheduled_time())
+    root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, source) else settings.output_root())
+    for month, month_source in plan.months:
+        logger.info("%s %s: reading %s", service, month, month_source)
     months_flow = etl_months.with_options(task_runner=month_task_runner(runner, dask_address))
-    parameters = {"service": service, "months": months, "source": source, "output": output, "engine": engine}
-    state = months_flow(**parameters, zones=zones, now=scheduled_time(), return_state=True)
-    return Failed(message=state.message) if state.is_failed() else state.result()
+    state = months_flow(
+        service,
+        [str(month) for month, _ in plan.months],
+        [month_source for _, month_source in plan.months],
+        root,
+        engine,
+        zones,
+        return_state=True,
+    )
+    if state.is_failed():  # the months could not even be started (the zone table, the cluster)
+        return Failed(message=state.message)
+    outcome: MonthsOutcome = state.result()
+    summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=outcome.zones_origin)
+    if plan.latest:
+        summary.latest = plan.latest.describe()
+    summary.months = outcome.done
+    for done in outcome.done:
+        logger.info(
+            "%s %s: %s rows in, %s clean, %s quarantined %s",
+            service,
+            done.month,
+            f"{done.rows_in:,}",
+            f"{done.rows_clean:,}",
+            f"{done.rows_quarantined:,}",
+            done.quarantined_by_reason,
+        )
+    summary.failure = "; ".join(outcome.failures)
+    summary.seconds = round(time.perf_counter() - started, 2)
+    publish_summary(summary)
+    if outcome.failures:
+        # A Failed state, not a re-raised exception: the flow run fails with this message, and its log holds one
+        # traceback per failed month (the task's) instead of the same one twice.
+        logger.error("%d of %d month(s) failed; the others were written", len(outcome.failures), len(plan.months))
+        return Failed(message=summary.failure)
+    return summary.to_dict()
 
 
 def uses_sample(months: list[str] | None, source: str | None) -> bool:

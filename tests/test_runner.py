@@ -83,8 +83,11 @@ def test_one_month_at_a_time_per_dask_worker(tmp_path):
             "resources": {MONTH_RESOURCE: 1},
         }
     )
-    state = etl_months.with_options(task_runner=one_worker)(service="green", output=str(tmp_path), return_state=True)
-    assert state.is_completed(), state.message
+    sources = [str(settings.SAMPLE_DIR / f"green_tripdata_{month}.parquet") for month in SAMPLE_MONTHS]
+    state = etl_months.with_options(task_runner=one_worker)(
+        "green", SAMPLE_MONTHS, sources, str(tmp_path), "polars", return_state=True
+    )
+    assert state.is_completed() and not state.result().failures, state.message
     runs = month_runs_of_subflow(state)
     assert len(runs) == len(SAMPLE_MONTHS)
     assert max_overlap([(run.start_time.timestamp(), run.end_time.timestamp()) for run in runs]) == 1
