@@ -255,3 +255,15 @@ def test_the_download_rate_limit_lets_a_burst_through_then_makes_the_next_wait(m
             pass
     finally:
         limits._download_limit_ready.cache_clear()
+
+
+def test_the_command_line_takes_the_dask_address_from_make_dask(monkeypatch):
+    from flows.etl import parse_args
+
+    monkeypatch.setenv("TAXI_DASK_ADDRESS", "tcp://127.0.0.1:8786")
+    assert (parse_args([]).runner, parse_args([]).dask_address) == ("threads", "tcp://127.0.0.1:8786")
+    assert parse_args(["--dask-address", "tcp://127.0.0.1:9999"]).dask_address == "tcp://127.0.0.1:9999"
+    monkeypatch.setenv("TAXI_DASK_ADDRESS", "")
+    assert parse_args(["--runner", "dask"]).dask_address is None
+    with pytest.raises(SystemExit):
+        parse_args(["--runner", "processes"])
