@@ -33,7 +33,6 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -44,7 +43,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from blocks.limits import download_slot
-from flows.runners import month_task_runner, one_month_per_worker, retry_month_if_transient
+from flows.runners import MonthsOutcome, month_task_runner, one_month_per_worker, retry_month_if_transient
 from tasks import settings
 from tasks.months import Month
 from tasks.pipeline import etl_month
@@ -59,15 +58,6 @@ def scheduled_time() -> datetime:
     """When this run was scheduled for (a deployment's schedule), else now: what `latest` is resolved against."""
     scheduled = flow_run.scheduled_start_time
     return scheduled.astimezone(ZoneInfo(NEW_YORK)).replace(tzinfo=None) if scheduled else datetime.now()
-
-
-@dataclass
-class MonthsOutcome:
-    """What the month-mapping subflow hands back: small, plain data."""
-
-    zones_origin: str
-    done: list[MonthSummary] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)  # "<service> <month>: <error>"
 
 
 @flow(name="taxi-etl-months")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Literal
 
 import dask
@@ -19,6 +20,7 @@ from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
+from tasks.report import MonthSummary
 from tasks.retries import retry_if_transient
 
 Runner = Literal["threads", "dask"]
@@ -81,3 +83,13 @@ def retry_month_if_transient(task: Task, task_run: TaskRun, state: State) -> boo
     error = state.result(raise_on_failure=False)
     get_run_logger().error("Task run failed with exception: %r", error, exc_info=error)
     return False
+
+
+@dataclass
+class MonthsOutcome:
+    """What the month-mapping subflow hands back: small, plain data. (A dataclass here, not in flows/etl.py:
+    `prefect deploy` loads an entrypoint module without registering it, which dataclasses cannot handle.)"""
+
+    zones_origin: str
+    done: list[MonthSummary] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # "<service> <month>: <error>"
