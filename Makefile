@@ -40,7 +40,7 @@ clean:
 
 # Local servers, each on 127.0.0.1 on a free port, recorded under .run/ and stopped by `make stop`.
 # After starting one, `source .run/<name>.env` points your shell at it.
-.PHONY: server pool deploy worker s3 dask stop bench bench-quick
+.PHONY: server pool limits deploy worker s3 dask stop bench bench-quick
 POOL := taxi-process
 WITH_SERVER := test -f .run/prefect.env || { echo "no Prefect server: run make server first" >&2; exit 1; }; . .run/prefect.env &&
 
@@ -51,6 +51,10 @@ pool: setup
 	@$(WITH_SERVER) ($(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 && echo "work pool $(POOL) exists" \
 		|| $(BIN)/prefect work-pool create $(POOL) --type process)
 
+# The project's Prefect concurrency limits (TLC download rate); `make deploy` creates them too. Idempotent.
+limits: setup
+	@$(WITH_SERVER) $(BIN)/python -m blocks.limits
+
 deploy: setup
 	@$(WITH_SERVER) $(BIN)/python -m servers deploy
 
@@ -60,6 +64,8 @@ worker: setup
 s3: setup
 	$(BIN)/python -m servers start s3
 
+# A scheduler and two workers (resource MONTH=1 each); .run/dask.env sets TAXI_DASK_ADDRESS, which
+# `python -m flows.etl` uses by default: `. .run/prefect.env && . .run/dask.env && python -m flows.etl`.
 dask: setup
 	@test -f .run/prefect.env || $(BIN)/python -m servers start prefect
 	. .run/prefect.env && $(BIN)/python -m servers start dask

@@ -1,39 +1,56 @@
-"""`taxi_etl`: extract -> normalize -> validate -> transform -> load, for one service and one or more months.
+"""`taxi_etl`: every month of a run through the pipeline, mapped over threads or a Dask cluster.
 
-This is the pipeline every lesson reuses. Months run one after another and tasks pass Arrow tables in memory;
-the lessons show what changes when results are persisted, cached, compressed, passed as paths or spread over
-Dask. The data tasks use `cache_policy=NO_CACHE`: Prefect's default policy hashes every argument to build a
-cache key, which on a 3-million-row table costs more than the work itself (see `flows/quote.py`).
+Each month is one task run of `tasks.pipeline.etl_month` (extract, normalize, validate, transform and load as one
+plan), named after its work (`month-yellow-2025-01`): the UI shows a row per month, a month that fails on a
+transient error retries alone, and what crosses between the flow and the month is small (a path in, a summary out).
+
+Where the months run is chosen per run, with the same flow code:
+
+- `runner="threads"` (default): a thread pool in the flow's process, `TAXI_MONTH_THREADS` months at once (2).
+- `runner="dask"`: a Dask `LocalCluster` of two single-threaded worker processes started for the run.
+- `dask_address="tcp://HOST:PORT"`: an existing Dask scheduler (`make dask` starts one and writes its address to
+  `.run/dask.env` as `TAXI_DASK_ADDRESS`, the command line's default). Its workers must reach the same Prefect API
+  (`PREFECT_API_URL`): their month task runs and logs then appear in the UI under this flow run.
+
+On Dask, each month asks for one unit of the worker resource `MONTH` (`dask.annotate`), and the project's workers
+declare one (`--resources MONTH=1`, or the LocalCluster's `resources`): a worker holds at most one heavy month at a
+time, however many threads it has. Downloads from http(s) sources take a slot of the `taxi-tlc-downloads` rate
+limit (`blocks/limits.py`) and writes hold the month's write limit (`tasks/write_lock.py`): both Prefect global
+concurrency limits, so they hold across runs, processes and workers.
 
 Run it:
 
     python -m flows.etl                                   # the committed synthetic sample, yellow and green
     python -m flows.etl --service green --month 2025-01   # TLC's official file (needs the internet)
     python -m flows.etl --source ../shared/data/tlc/green_tripdata_2023-01.parquet
+    python -m flows.etl --runner dask                     # the sample on a LocalCluster
+    make dask && . .run/dask.env && python -m flows.etl   # the sample on an existing scheduler
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from prefect import Task, flow, get_run_logger
+from prefect import flow, get_run_logger
+from prefect.futures import PrefectFutureList
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
+from blocks.limits import download_slot
+from flows.runners import MonthsOutcome, month_task_runner, one_month_per_worker, retry_month_if_transient
 from tasks import settings
-from tasks.extract import extract
-from tasks.load import load
 from tasks.months import Month
+from tasks.pipeline import etl_month
 from tasks.plan import plan_run
 from tasks.report import MonthSummary, RunSummary, publish_summary, render_markdown
-from tasks.schema import NEW_YORK, normalize
-from tasks.transform import transform
-from tasks.validate import count_reasons, validate
+from tasks.retries import network_retry_options
+from tasks.schema import NEW_YORK
 from tasks.zones import ZoneTable, load_zones
 
 
@@ -43,32 +60,47 @@ def scheduled_time() -> datetime:
     return scheduled.astimezone(ZoneInfo(NEW_YORK)).replace(tzinfo=None) if scheduled else datetime.now()
 
 
-def for_month(step: Task, service: str, month: Month) -> Task:
-    """`step` with its task runs named after their work (`extract-yellow-2025-01`), so the UI's run graph and Task
-    Runs tab say which month each step belongs to."""
-    return step.with_options(task_run_name=f"{step.name}-{service}-{month}")
+@flow(name="taxi-etl-months")
+def etl_months(
+    service: str, months: list[str], sources: list[str], root: str, engine: str, zones: str | None = None
+) -> MonthsOutcome:
+    """Load the zone table once and map `etl_month` over the planned months on this flow's task runner.
+
+    Waits for every month: a month that failed (its task run logged the traceback) is reported by name and error
+    in the outcome, and the months that succeeded stay written.
+    """
+    zone_table = load_zones(zones)
+    chosen = [Month.parse(month) for month in months]
+    outcome = MonthsOutcome(zones_origin=zone_table.origin)
+    for month, future in zip(chosen, map_months(sources, service, chosen, root, zone_table, engine), strict=True):
+        future.wait()
+        if future.state.is_completed():
+            outcome.done.append(future.state.result())
+        else:
+            error = future.state.result(raise_on_failure=False)
+            outcome.failures.append(f"{service} {month}: {type(error).__name__}: {error}")
+    return outcome
 
 
-def process_month(service: str, month: Month, source: str, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
-    """One month through every step, timing each; any failure stops before `load`, so nothing is written."""
-    result = MonthSummary(service=service, month=str(month), source=source)
-    with result.timed("extract"):
-        raw = for_month(extract, service, month)(source)
-    with result.timed("normalize"):
-        table = for_month(normalize, service, month)(raw, service, source)
-    with result.timed("validate"):
-        clean, quarantine = for_month(validate, service, month)(table, month, zones.known_location_ids(), engine)
-    with result.timed("transform"):
-        trips = for_month(transform, service, month)(clean, zones.table, engine)
-    with result.timed("load"):
-        result.outputs = for_month(load, service, month)(trips, quarantine, root, service, month)
-    result.rows_in, result.rows_clean, result.rows_quarantined = (
-        table.num_rows,
-        trips.num_rows,
-        quarantine.num_rows,
+def map_months(
+    sources: list[str], service: str, months: list[Month], root: str, zone_table: ZoneTable, engine: str
+) -> PrefectFutureList:
+    """One `etl_month` task run per month, named after it, retried alone on transient errors, one per Dask worker.
+
+    This is `etl_month.map(...)` written out (`Task.map` submits one task run per item): a month read over http(s)
+    first takes a slot of the download rate limit, so the months of a year on TLC start downloading at the
+    limit's pace instead of all at once, and the others are not held up behind them.
+    """
+    month_task = etl_month.with_options(
+        task_run_name="month-{service}-{month}",
+        **{**network_retry_options(), "retry_condition_fn": retry_month_if_transient},
     )
-    result.quarantined_by_reason = count_reasons(quarantine)
-    return result
+    with one_month_per_worker():
+        futures = []
+        for month_source, month in zip(sources, months, strict=True):
+            with download_slot(month_source):
+                futures.append(month_task.submit(month_source, service, month, root, zone_table, engine))
+    return PrefectFutureList(futures)
 
 
 @flow(name="taxi_etl")
@@ -79,6 +111,8 @@ def taxi_etl(
     output: str | None = None,
     engine: Literal["polars", "pandas"] = "polars",
     zones: str | None = None,
+    runner: Literal["threads", "dask"] = "threads",
+    dask_address: str | None = None,
 ) -> dict | State:
     """Process `months` of `service` trips from `source` into clean and quarantined partitions under `output`.
 
@@ -89,40 +123,56 @@ def taxi_etl(
     never land in the lake); `zones` a zone-table CSV, or `tlc` to download TLC's current one (default: TLC's table
     shipped in `data/`).
 
-    Months run in order; the first that fails ends the run as Failed with the month and the error as its message
-    (months before it stay written). The summary artifact is published either way.
+    `runner` picks where the months run: `threads` (this process) or `dask` (a LocalCluster for this run);
+    `dask_address` (`tcp://HOST:PORT`) an existing Dask scheduler, whichever `runner` says.
+
+    Why two flows. A flow's task runner is fixed when the flow is defined (`@flow(task_runner=...)`), before its
+    parameters are known, so a flow cannot choose its own runner from a parameter. This thin parent picks the
+    runner from `runner` and `dask_address` and runs the month-mapping subflow `taxi-etl-months` with
+    `.with_options(task_runner=...)`: the same flow code on threads or Dask, from the command line or a
+    deployment's parameters. The subflow's state is this run's state: Failed, naming every failed month, when
+    any month failed (the others stay written); the summary artifact is published either way.
     """
     logger = get_run_logger()
     started = time.perf_counter()
     plan = plan_run(service, months, source, now=scheduled_time())
     root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, source) else settings.output_root())
-    zone_table = load_zones(zones)
-    summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=zone_table.origin)
-    if plan.latest:
-        summary.latest = plan.latest.describe()
     for month, month_source in plan.months:
         logger.info("%s %s: reading %s", service, month, month_source)
-        try:
-            done = process_month(service, month, month_source, root, zone_table, engine)
-        except Exception as error:  # the failed task run has logged the traceback; the month wrote nothing
-            summary.failure = f"{service} {month}: {type(error).__name__}: {error}"
-            break
-        summary.months.append(done)
+    months_flow = etl_months.with_options(task_runner=month_task_runner(runner, dask_address))
+    state = months_flow(
+        service,
+        [str(month) for month, _ in plan.months],
+        [month_source for _, month_source in plan.months],
+        root,
+        engine,
+        zones,
+        return_state=True,
+    )
+    if state.is_failed():  # the months could not even be started (the zone table, the cluster)
+        return Failed(message=state.message)
+    outcome: MonthsOutcome = state.result()
+    summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=outcome.zones_origin)
+    if plan.latest:
+        summary.latest = plan.latest.describe()
+    summary.months = outcome.done
+    for done in outcome.done:
         logger.info(
             "%s %s: %s rows in, %s clean, %s quarantined %s",
             service,
-            month,
+            done.month,
             f"{done.rows_in:,}",
             f"{done.rows_clean:,}",
             f"{done.rows_quarantined:,}",
             done.quarantined_by_reason,
         )
+    summary.failure = "; ".join(outcome.failures)
     summary.seconds = round(time.perf_counter() - started, 2)
     publish_summary(summary)
-    if summary.failure:
+    if outcome.failures:
         # A Failed state, not a re-raised exception: the flow run fails with this message, and its log holds one
-        # traceback for one error (the task's) instead of the same one twice.
-        logger.error("Run failed at %s; months before it were written, later ones were not started", summary.failure)
+        # traceback per failed month (the task's) instead of the same one twice.
+        logger.error("%d of %d month(s) failed; the others were written", len(outcome.failures), len(plan.months))
         return Failed(message=summary.failure)
     return summary.to_dict()
 
@@ -167,6 +217,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="CSV|tlc",
         help="zone table CSV, or tlc to download TLC's current one (default: TLC's table shipped in data/)",
     )
+    parser.add_argument(
+        "--runner",
+        choices=("threads", "dask"),
+        default="threads",
+        help="where the months run: threads in this process ($TAXI_MONTH_THREADS at once, default 2), or dask, "
+        "a LocalCluster started for the run (default: threads)",
+    )
+    parser.add_argument(
+        "--dask-address",
+        metavar="tcp://HOST:PORT",
+        default=os.environ.get("TAXI_DASK_ADDRESS") or None,
+        help="an existing Dask scheduler to run the months on, whatever --runner says; its workers need "
+        "PREFECT_API_URL (default: $TAXI_DASK_ADDRESS, which `make dask` writes to .run/dask.env; set it "
+        "empty to run without it)",
+    )
     return parser.parse_args(argv)
 
 
@@ -190,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
             output=args.output,
             engine=args.engine,
             zones=args.zones,
+            runner=args.runner,
+            dask_address=args.dask_address,
             return_state=True,
         )
         if not state.is_completed():

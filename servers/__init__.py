@@ -107,7 +107,11 @@ def start_s3() -> dict[str, str]:
 
 
 def start_dask(api_url: str, workers: int = 2) -> dict[str, str]:
-    """A `dask scheduler` and `workers` single-threaded `dask worker`s that report to Prefect at `api_url`."""
+    """A `dask scheduler` and `workers` single-threaded `dask worker`s that report to Prefect at `api_url`.
+
+    Each worker declares one unit of the resource `MONTH`: `taxi_etl` asks one per month, so a worker holds at most
+    one heavy month at a time (see flows/etl.py).
+    """
     port = free_port()
     bin_dir = Path(sys.executable).parent
     env = {"PREFECT_API_URL": api_url}
@@ -130,7 +134,10 @@ def start_dask(api_url: str, workers: int = 2) -> dict[str, str]:
     for index in range(workers):
         spawn(
             f"dask-worker-{index}",
-            [str(bin_dir / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard"],
+            [
+                *(str(bin_dir / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1"),
+                *("--no-dashboard", "--resources", "MONTH=1"),
+            ],
             env,
         )
     return {"TAXI_DASK_ADDRESS": address}
@@ -151,10 +158,15 @@ _WORKER_HINTS = ("start a worker", "prefect worker start", "work pool:")
 
 
 def deploy_all(pool: str = WORK_POOL, cwd: Path = settings.PROJECT_ROOT) -> int:
-    """Create the process work pool `pool` if it is missing, then `prefect --no-prompt deploy --all` from `cwd`.
+    """Create the project's concurrency limits (`blocks/limits.py`) and the process work pool `pool` if they are
+    missing, then `prefect --no-prompt deploy --all` from `cwd`.
 
     Prefect's own output is passed through, less its repeated worker hints; returns the deploy's exit code.
     """
+    from blocks.limits import ensure_project_limits
+
+    for name, done in ensure_project_limits().items():
+        print(f"concurrency limit {name}: {done}")
     prefect = [sys.executable, "-m", "prefect"]
     wide = {**os.environ, "COLUMNS": "100"}  # rich wraps at 80 columns when piped
     if subprocess.run([*prefect, "work-pool", "inspect", pool], capture_output=True, env=wide).returncode == 0:

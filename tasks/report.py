@@ -46,7 +46,7 @@ class RunSummary:
     zones_origin: str
     months: list[MonthSummary] = field(default_factory=list)
     seconds: float = 0.0
-    failure: str = ""  # "<service> <month>: <error>" when a month failed and ended the run
+    failure: str = ""  # "<service> <month>: <error>" for each failed month, joined by "; "
     latest: str = ""  # how `latest` was resolved, when it was asked for
 
     def to_dict(self) -> dict:
@@ -73,7 +73,7 @@ def render_markdown(summary: RunSummary) -> str:
             f"| {reasons} | {steps} |"
         )
     if summary.failure:
-        lines += ["", f"**Failed:** {summary.failure}. Nothing was written for that month or any after it."]
+        lines += ["", f"**Failed:** {summary.failure}. A failed month wrote nothing; the months above were written."]
     lines += ["", "Outputs:", *(f"- `{uri}`" for month in summary.months for uri in month.outputs.values())]
     return "\n".join(lines)
 

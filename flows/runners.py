@@ -1,0 +1,95 @@
+"""Where `taxi_etl`'s months run: threads, a Dask LocalCluster, or an existing Dask scheduler (`flows/etl.py`).
+
+Also the two things that only make sense per month: the Dask resource a month occupies and the retry condition of
+a month's task run.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Literal
+
+import dask
+from prefect import Task, get_run_logger
+from prefect.client.schemas.objects import TaskRun
+from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL
+from prefect.states import State
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect_dask import DaskTaskRunner
+
+from tasks.report import MonthSummary
+from tasks.retries import retry_if_transient
+
+Runner = Literal["threads", "dask"]
+MONTH_RESOURCE = "MONTH"  # the Dask worker resource one month occupies; workers declare MONTH=1
+LOCAL_CLUSTER_WORKERS = 2
+
+
+def month_threads() -> int:
+    """How many months the thread runner processes at once: `TAXI_MONTH_THREADS`, default 2 (each holds memory)."""
+    return max(1, int(os.environ.get("TAXI_MONTH_THREADS", "2")))
+
+
+def month_task_runner(runner: Runner = "threads", dask_address: str | None = None) -> TaskRunner:
+    """The task runner the months are mapped over: an existing Dask scheduler, a LocalCluster, or threads."""
+    if dask_address:
+        return DaskTaskRunner(address=dask_address)
+    if runner == "dask":
+        api_url = PREFECT_API_URL.value()
+        if api_url:
+            os.environ["PREFECT_API_URL"] = api_url  # worker processes read it from their environment
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": LOCAL_CLUSTER_WORKERS,
+                "threads_per_worker": 1,
+                # Without an API URL every worker process would start its own temporary Prefect server.
+                "processes": bool(api_url),
+                "dashboard_address": None,
+                "resources": {MONTH_RESOURCE: 1},
+            }
+        )
+    if runner != "threads":
+        raise ValueError(f"runner must be 'threads' or 'dask', not {runner!r}")
+    return ThreadPoolTaskRunner(max_workers=month_threads())
+
+
+def one_month_per_worker() -> AbstractContextManager:
+    """`dask.annotate` asking one `MONTH` per month, when the flow's runner is a Dask cluster whose workers declare
+    it; otherwise nothing. A task asking for a resource no worker has would wait forever, so on a cluster without
+    it the months run unconstrained, with a warning."""
+    runner = FlowRunContext.get().task_runner
+    if not isinstance(runner, DaskTaskRunner):
+        return nullcontext()
+    workers = runner.client.scheduler_info().get("workers", {}).values()
+    if not any(MONTH_RESOURCE in (worker.get("resources") or {}) for worker in workers):
+        get_run_logger().warning(
+            "No Dask worker declares the resource %s (start workers with --resources %s=1): a worker may run "
+            "several months at once",
+            MONTH_RESOURCE,
+            MONTH_RESOURCE,
+        )
+        return nullcontext()
+    return dask.annotate(resources={MONTH_RESOURCE: 1})
+
+
+def retry_month_if_transient(task: Task, task_run: TaskRun, state: State) -> bool:
+    """`retry_if_transient`, plus the traceback when it declines: Prefect logs a failed task run's traceback only
+    once its retries are exhausted, so a month that fails for good on its first try would otherwise leave none."""
+    if retry_if_transient(task, task_run, state):
+        return True
+    error = state.result(raise_on_failure=False)
+    get_run_logger().error("Task run failed with exception: %r", error, exc_info=error)
+    return False
+
+
+@dataclass
+class MonthsOutcome:
+    """What the month-mapping subflow hands back: small, plain data. (A dataclass here, not in flows/etl.py:
+    `prefect deploy` loads an entrypoint module without registering it, which dataclasses cannot handle.)"""
+
+    zones_origin: str
+    done: list[MonthSummary] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # "<service> <month>: <error>"
