@@ -20,15 +20,16 @@ import botocore.exceptions
 import pytest
 import s3fs
 from moto.core.authorization import enable_iam_authentication
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+import flows.etl
 from blocks.local_s3 import start_moto
 from flows.etl import taxi_etl
+from flows.runners import retry_month_if_transient
 from tasks import settings
 from tasks.extract import SourceError, extract, read_trip_file
 from tasks.load import load
 from tasks.retries import is_transient, retry_delays, retry_if_transient
+from tests.runs import task_runs_of
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
 TEMPLATE = "{service}_tripdata_{month}.parquet"
@@ -215,7 +216,9 @@ FAST_BACKOFF_SECONDS = 0.2
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    """The production retry policy with waits of 0.2, 0.4, 0.8 s instead of 10, 20, 40 s."""
+    """The production retry policy with waits of 0.2, 0.4, 0.8 s instead of 10, 20, 40 s: for taxi_etl's month task
+    runs (their options are built from the settings when a run maps its months) and for the step tasks."""
+    monkeypatch.setattr(settings, "RETRY_BACKOFF_SECONDS", FAST_BACKOFF_SECONDS)
     for step in (extract, load):
         monkeypatch.setattr(step, "retry_delay_seconds", retry_delays(FAST_BACKOFF_SECONDS, settings.RETRY_ATTEMPTS))
 
@@ -231,16 +234,9 @@ def point_s3_at(endpoint: str, monkeypatch) -> None:
     s3fs.S3FileSystem.clear_instance_cache()
 
 
-def attempts_of(state, task_name: str) -> int:
-    """How many times the flow run's `task_name` task ran (1 = no retry), read back from the Prefect API."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-        )
-    # the step named after its month, not load-zones
-    (run,) = [
-        run for run in runs if re.fullmatch(rf"{task_name}-(yellow|green)-\d{{4}}-\d{{2}}", run.name)
-    ]  # not load-zones-...
+def attempts_of(state) -> int:
+    """How many times the run's month task ran (1 = no retry), read back from the Prefect API."""
+    (run,) = [run for run in task_runs_of(state) if re.fullmatch(r"month-(yellow|green)-\d{4}-\d{2}", run.name)]
     return run.run_count
 
 
@@ -272,9 +268,9 @@ def test_the_run_completes_when_s3_comes_back(s3_bucket, moto_endpoint, monkeypa
     def bring_s3_back_then_decide(task, task_run, state):
         if not revived:
             revived.append(start_moto(port)[0])  # same in-process moto backend: the bucket is there
-        return retry_if_transient(task, task_run, state)
+        return retry_month_if_transient(task, task_run, state)
 
-    monkeypatch.setattr(extract, "retry_condition_fn", bring_s3_back_then_decide)
+    monkeypatch.setattr(flows.etl, "retry_month_if_transient", bring_s3_back_then_decide)
     try:
         state = taxi_etl(
             service="green", months=["2025-01"], source=source, output=f"s3://{s3_bucket}/lake", return_state=True
@@ -283,7 +279,7 @@ def test_the_run_completes_when_s3_comes_back(s3_bucket, moto_endpoint, monkeypa
         for server in revived:
             server.stop()
     assert state.is_completed(), state.message
-    assert revived and attempts_of(state, "extract") == 2
+    assert revived and attempts_of(state) == 2
     assert listed(s3_bucket, moto_endpoint, "lake/") == PUBLISHED_MONTH
 
 
@@ -297,9 +293,9 @@ def test_a_load_that_meets_s3_down_is_retried_until_it_is_back(s3_bucket, moto_e
     def bring_s3_back_then_decide(task, task_run, state):
         if not revived:
             revived.append(start_moto(port)[0])
-        return retry_if_transient(task, task_run, state)
+        return retry_month_if_transient(task, task_run, state)
 
-    monkeypatch.setattr(load, "retry_condition_fn", bring_s3_back_then_decide)
+    monkeypatch.setattr(flows.etl, "retry_month_if_transient", bring_s3_back_then_decide)
     try:
         state = taxi_etl(
             service="green", months=["2025-01"], source=str(SAMPLE), output=f"s3://{s3_bucket}/lake", return_state=True
@@ -308,7 +304,7 @@ def test_a_load_that_meets_s3_down_is_retried_until_it_is_back(s3_bucket, moto_e
         for server in revived:
             server.stop()
     assert state.is_completed(), state.message
-    assert revived and attempts_of(state, "load") == 2
+    assert revived and attempts_of(state) == 2
     assert listed(s3_bucket, moto_endpoint, "lake/") == PUBLISHED_MONTH  # no staged leftovers
 
 
@@ -323,7 +319,7 @@ def test_s3_down_for_good_fails_clearly_after_every_retry_and_writes_nothing(s3_
     assert state.is_failed()
     assert f"s3://{s3_bucket}/raw/green_tripdata_2025-01.parquet: cannot be fetched" in state.message
     assert "Could not connect to the endpoint URL" in state.message
-    assert attempts_of(state, "extract") == 1 + settings.RETRY_ATTEMPTS
+    assert attempts_of(state) == 1 + settings.RETRY_ATTEMPTS
     assert not (tmp_path / "out").exists()
 
 
@@ -339,7 +335,7 @@ def test_rejected_credentials_fail_the_run_on_the_first_attempt(s3_bucket, moto_
         )
     assert state.is_failed()
     assert "permission denied" in state.message
-    assert attempts_of(state, "extract") == 1
+    assert attempts_of(state) == 1
     assert not (tmp_path / "out").exists()
 
 

@@ -10,26 +10,14 @@ import pyarrow.parquet as pq
 import pytest
 from prefect.artifacts import Artifact
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
 from flows.etl import main, taxi_etl
 from tasks import settings
+from tests.runs import task_runs_of
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
-
-
-def task_runs_of(state) -> list[TaskRun]:
-    """The task runs of a `taxi_etl` run: its own and those of its month-mapping subflow."""
-    parent = state.state_details.flow_run_id
-    with get_client(sync_client=True) as client:
-        children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]))
-        )
-        return client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[parent, *(run.id for run in children)]))
-        )
 
 
 def test_sample_run_writes_every_month_and_publishes_a_summary(tmp_path):
