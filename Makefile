@@ -81,8 +81,8 @@ bench-quick: setup
 
 # A year of generated months and the ETL over them: `make year` (YEAR, SERVICE, ROWS override the defaults).
 # Months already in data/generated/ with ROWS rows are kept, so a second run only reruns the ETL. The synthetic
-# year gets its own output root, never the default lake ./output. RUNNER is for the ETL's --runner flag
-# (threads or dask), passed once flows.etl has it.
+# year gets its own output root, never the default lake ./output. RUNNER is the ETL's --runner (threads or dask);
+# with `make dask` running, `source .run/dask.env` first and the months go to that cluster.
 .PHONY: year
 YEAR ?= 2024
 SERVICE ?= yellow
@@ -94,4 +94,4 @@ YEAR_MONTHS = $(foreach mm,01 02 03 04 05 06 07 08 09 10 11 12,--month $(YEAR)-$
 year: setup
 	$(BIN)/python -m data.generate --service $(SERVICE) --year $(YEAR) --rows $(ROWS) --out data/generated
 	$(BIN)/python -m flows.etl --service $(SERVICE) --source 'data/generated/{service}_tripdata_{month}.parquet' \
-		$(YEAR_MONTHS) --output $(YEAR_OUTPUT)
+		$(YEAR_MONTHS) --output $(YEAR_OUTPUT) --runner $(RUNNER)
