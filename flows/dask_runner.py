@@ -29,16 +29,15 @@ Run it: `python -m flows.dask_runner` (LocalCluster on the sample), or `make das
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from dataclasses import asdict
 
 import dask.dataframe as dd
 from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
-from prefect.settings import PREFECT_API_URL
-from prefect_dask import DaskTaskRunner, get_dask_client
+from prefect_dask import get_dask_client
 
+from flows.runners import dask_task_runner
 from tasks import settings
 from tasks.lesson_report import publish_lesson_table
 from tasks.pipeline import etl_month, run_month
@@ -101,23 +100,6 @@ def sequential_months(
     """The baseline: the same months, one after another, with the same function, in one process."""
     root, zones = output or settings.lesson_output_root("dask-sequential"), load_zones.fn()
     return [asdict(run_month(uri, service, m, root, zones, engine)) for m, uri in sample_plan(service, months, source)]
-
-
-def dask_task_runner(address: str | None = None, n_workers: int = 2) -> DaskTaskRunner:
-    """A runner for an existing scheduler, or a LocalCluster (processes only when a Prefect API URL is set)."""
-    if address:
-        return DaskTaskRunner(address=address)
-    api_url = PREFECT_API_URL.value()
-    if api_url:
-        os.environ["PREFECT_API_URL"] = api_url  # worker processes read it from their environment
-    return DaskTaskRunner(
-        cluster_kwargs={
-            "n_workers": n_workers,
-            "threads_per_worker": 1,
-            "processes": bool(api_url),
-            "dashboard_address": None,
-        }
-    )
 
 
 def run(address: str | None = None, n_workers: int = 2, **parameters) -> dict:

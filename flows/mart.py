@@ -37,7 +37,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect_dask import DaskTaskRunner, get_dask_client
 
-from flows.dask_runner import dask_task_runner
+from flows.runners import dask_task_runner
 from tasks import settings
 from tasks.mart import EmptyLakeError, dask_mart, lake_files, mart_path, polars_mart, read_mart, write_mart
 from tasks.pipeline import run_month

@@ -33,24 +33,25 @@ def month_threads() -> int:
     return max(1, int(os.environ.get("TAXI_MONTH_THREADS", "2")))
 
 
+def dask_task_runner(
+    address: str | None = None, n_workers: int = LOCAL_CLUSTER_WORKERS, resources: dict[str, float] | None = None
+) -> DaskTaskRunner:
+    """A runner for an existing scheduler at `address`, or a LocalCluster of `n_workers` single-threaded workers
+    declaring `resources` (worker processes only when a Prefect API URL is set: without one, every worker process
+    would start its own temporary Prefect server)."""
+    if address:
+        return DaskTaskRunner(address=address)
+    api_url = PREFECT_API_URL.value()
+    if api_url:
+        os.environ["PREFECT_API_URL"] = api_url  # worker processes read it from their environment
+    cluster = {"n_workers": n_workers, "threads_per_worker": 1, "processes": bool(api_url), "dashboard_address": None}
+    return DaskTaskRunner(cluster_kwargs={**cluster, **({"resources": resources} if resources else {})})
+
+
 def month_task_runner(runner: Runner = "threads", dask_address: str | None = None) -> TaskRunner:
     """The task runner the months are mapped over: an existing Dask scheduler, a LocalCluster, or threads."""
-    if dask_address:
-        return DaskTaskRunner(address=dask_address)
-    if runner == "dask":
-        api_url = PREFECT_API_URL.value()
-        if api_url:
-            os.environ["PREFECT_API_URL"] = api_url  # worker processes read it from their environment
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": LOCAL_CLUSTER_WORKERS,
-                "threads_per_worker": 1,
-                # Without an API URL every worker process would start its own temporary Prefect server.
-                "processes": bool(api_url),
-                "dashboard_address": None,
-                "resources": {MONTH_RESOURCE: 1},
-            }
-        )
+    if dask_address or runner == "dask":
+        return dask_task_runner(dask_address, resources={MONTH_RESOURCE: 1})
     if runner != "threads":
         raise ValueError(f"runner must be 'threads' or 'dask', not {runner!r}")
     return ThreadPoolTaskRunner(max_workers=month_threads())
