@@ -150,14 +150,15 @@ def api_get(api: str, path: str) -> dict:
 
 
 def api_call(request: urllib.request.Request, attempts: int = 12) -> dict | list:
-    """One API call; a 503 is retried, as Prefect's own client does: a SQLite server busy with a dozen runs starting
-    at once answers 503 for "database is locked"."""
+    """One API call, retried as Prefect's own client does when the server is busy: a SQLite server with a dozen runs
+    starting at once answers 503 ("database is locked") or not within the timeout."""
     for attempt in range(attempts):
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=30) as response:
                 return json.load(response)
-        except urllib.error.HTTPError as error:
-            if error.code != 503 or attempt == attempts - 1:
+        except (urllib.error.HTTPError, TimeoutError) as error:
+            busy = isinstance(error, TimeoutError) or error.code == 503
+            if not busy or attempt == attempts - 1:
                 raise
             time.sleep(min(1 + attempt, 4))
     raise AssertionError("unreachable")
