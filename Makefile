@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test lint format sample mart clean
+.PHONY: setup demo test lint format sample mart screenshots clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ sample: setup
 
 mart: setup
 	$(BIN)/python -m flows.mart --chart
+
+# The Prefect UI screenshots of the course site (docs/images/ui/), from a throwaway server, run and deploy.
+screenshots: setup
+	$(BIN)/python -m tools.ui_screenshots
 
 clean:
 	rm -rf output data/cache .pytest_cache
