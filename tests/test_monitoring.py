@@ -412,3 +412,31 @@ def test_taxi_etl_run_pushes_its_metrics(monitor, tmp_path):
     assert float(found[0]["value"][1]) > 0
     pushed = query(monitor["PROMETHEUS_URL"], 'push_time_seconds{job="taxi", service="yellow", deployment=""}')
     assert float(pushed[0]["value"][1]) >= started
+
+
+@needs_servers
+def test_start_monitor_command_records_both_servers_and_stop_ends_them(tmp_path, monkeypatch, capsys):
+    """`make monitor` then `make stop`: .run/monitor.env names two live servers; stop ends both by process id and
+    removes the env file, so a later `make monitor` starts afresh instead of reporting dead servers as running."""
+    from servers.__main__ import main
+
+    monkeypatch.setattr(settings, "RUN_DIR", tmp_path / "run")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    try:
+        assert main(["start", "monitor"]) == 0
+        variables = dict(
+            line.removeprefix("export ").split("=", 1)
+            for line in (tmp_path / "run" / "monitor.env").read_text().splitlines()
+        )
+        assert set(variables) == {"TAXI_PUSHGATEWAY_URL", "PROMETHEUS_URL"}
+        for url in variables.values():
+            assert servers.http_ok(f"{url}/-/ready")
+        pids = [int(path.read_text()) for path in settings.RUN_DIR.glob("monitor-*.pid")]
+        assert len(pids) == 2
+    finally:
+        assert main(["stop"]) == 0
+    assert "stopped: monitor-prometheus, monitor-pushgateway" in capsys.readouterr().out
+    assert not (tmp_path / "run" / "monitor.env").exists()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
