@@ -74,6 +74,16 @@ dask: setup
 	@test -f .run/prefect.env || $(BIN)/python -m servers start prefect
 	. .run/prefect.env && $(BIN)/python -m servers start dask
 
+# A Pushgateway and Prometheus (Debian packages: `make monitor-deps`) on free loopback ports, with the alert rules of
+# monitoring/; scrapes the Prefect server of .run/prefect.env when `make server` ran first. `source .run/monitor.env`
+# sets TAXI_PUSHGATEWAY_URL (flow runs push there) and PROMETHEUS_URL.
+.PHONY: monitor monitor-deps
+monitor: setup
+	@test -f .run/monitor.env && echo "already running: $$(cat .run/monitor.env)" || $(BIN)/python -m servers start monitor
+
+monitor-deps:
+	monitoring/install-debian-packages.sh
+
 stop:
 	@test -x $(BIN)/python && $(BIN)/python -m servers stop || true
 

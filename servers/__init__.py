@@ -83,6 +83,7 @@ def start_prefect(env: dict[str, str] | None = None) -> dict[str, str]:
             "PREFECT_HOME": str(settings.RUN_DIR / "prefect-home"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_UI_API_URL": api,
+            "PREFECT_SERVER_METRICS_ENABLED": "true",  # /api/metrics, which `make monitor`'s Prometheus scrapes
             **(env or {}),
         },
     )
@@ -231,4 +232,7 @@ def stop(names: list[str] | None = None) -> list[str]:
         pid_file.unlink()
         (settings.RUN_DIR / f"{pid_file.stem}.env").unlink(missing_ok=True)
         stopped.append(pid_file.stem)
+    for env_file in sorted(settings.RUN_DIR.glob("*.env")) if stopped else []:
+        if not any(settings.RUN_DIR.glob(f"{env_file.stem}*.pid")):  # `dask.env` once every `dask-*` has stopped
+            env_file.unlink()
     return stopped

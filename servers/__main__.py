@@ -1,4 +1,4 @@
-"""`python -m servers start prefect|s3|dask|worker`, `deploy` and `stop [name ...]` (used by the Makefile)."""
+"""`python -m servers start prefect|s3|dask|worker|monitor`, `deploy` and `stop [name ...]` (used by the Makefile)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m servers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="start a server in the background")
-    start.add_argument("name", choices=("prefect", "s3", "dask", "worker"))
+    start.add_argument("name", choices=("prefect", "s3", "dask", "worker", "monitor"))
     finish = commands.add_parser("stop", help="stop servers this project started (all by default)")
     finish.add_argument("names", nargs="*")
     commands.add_parser("deploy", help="create the work pool if missing, then deploy every flow in prefect.yaml")
@@ -38,6 +38,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"worker started for work pool {servers.WORK_POOL} (log: .run/worker.log); stop it with make stop")
             return 0
         variables = start_dask(api_url)
+    elif args.name == "monitor":
+        from servers.monitor import start_monitor
+
+        try:
+            variables = start_monitor()
+        except FileNotFoundError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     else:
         variables = {"prefect": start_prefect, "s3": start_s3}[args.name]()
     path = write_env(args.name, variables)
