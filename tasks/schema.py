@@ -7,14 +7,12 @@ public mirrors with snake_case aliases. Normalizing once, by column name, lets e
 
 from __future__ import annotations
 
-import logging
-
 import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-logger = logging.getLogger(__name__)
+from tasks.run_log import step_logger
 
 CODE = pa.int32()
 MONEY = pa.float64()
@@ -147,7 +145,7 @@ def normalize_table(table: pa.Table, service: str, source: str = "<table>") -> p
         column = _to_canonical_type(column, CANONICAL_SCHEMA.field(target).type, name, source)
         by_canonical[target] = pc.coalesce(by_canonical[target], column) if target in by_canonical else column
     if unknown:
-        logger.info("%s: dropping columns outside the canonical schema: %s", source, ", ".join(unknown))
+        step_logger(__name__).info("%s: dropping columns outside the canonical schema: %s", source, ", ".join(unknown))
     missing = [name for name in REQUIRED_COLUMNS if name not in by_canonical]
     if missing:
         raise SchemaError(
