@@ -7,7 +7,6 @@ import os
 import boto3
 import pyarrow as pa
 import pytest
-from prefect._internal.result_records import ResultRecord
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 from prefect_aws import S3Bucket
@@ -41,10 +40,9 @@ def test_results_land_in_the_bucket_and_load_back(fresh_bucket_name):
     outcome = s3_results.s3_results(months=["2025-01"])
     keys = s3_results.list_objects(outcome["prefix"])
     assert [key.rsplit("/", 1)[1] for key in keys] == ["yellow-2025-01-trips", "yellow-borough-counts"]
-    bucket = S3Bucket.load(settings.S3_BUCKET_BLOCK)
-    trips = ResultRecord.deserialize(bucket.read_path(keys[0])).result
+    trips = s3_results.load_result(settings.S3_BUCKET_BLOCK, keys[0])
     assert isinstance(trips, pa.Table) and trips.num_rows > 0
-    counts = ResultRecord.deserialize(bucket.read_path(keys[1])).result
+    counts = s3_results.load_result(settings.S3_BUCKET_BLOCK, keys[1])
     assert counts == outcome["counts"] and sum(counts.values()) == trips.num_rows
 
 
