@@ -157,9 +157,9 @@ def result_bucket() -> Iterator[str]:
     if registered_bucket_is_live():
         yield settings.S3_BUCKET_BLOCK
         return
-    with local_s3() if needs_local_s3() else nullcontext():
+    with local_s3() if needs_local_s3() else nullcontext(credentials_from_env()) as credentials:
         name = f"lesson-s3-{uuid.uuid4().hex[:12]}"
-        save_blocks(bucket_block=name, credentials_block=name)
+        save_blocks(bucket_block=name, credentials_block=name, credentials=credentials)
         try:
             yield name
         finally:

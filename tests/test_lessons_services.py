@@ -94,6 +94,23 @@ def test_s3_lesson_leaves_a_dead_registered_block_alone(fresh_bucket_name, monke
     assert lesson_blocks() == [], "the run's own blocks are deleted when it ends"
 
 
+def test_s3_lesson_with_no_s3_at_all_runs_on_its_own_moto_and_leaves_the_environment(monkeypatch, tmp_path):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.setenv(name, str(tmp_path / "absent"))  # no credentials in boto3's usual files either
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(settings, "S3_BUCKET_BLOCK", f"taxi-results-absent-{os.getpid()}")  # none registered
+    before = dict(os.environ)
+    outcome = s3_results.demonstrate(months=["2025-01"])
+    assert dict(os.environ) == before, "the local S3 is reached through the run's blocks, not the environment"
+    assert outcome["bucket_block"].startswith("lesson-s3-")
+    assert outcome["first_trips_rows"] == sum(outcome["counts"].values()) > 0
+    assert lesson_blocks() == []
+
+
 @pytest.fixture
 def tiny_source(tmp_path) -> tuple[str, list[str]]:
     from data.generate import write_month
