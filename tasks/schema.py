@@ -174,7 +174,4 @@ TRIPS_SCHEMA = pa.schema([*CANONICAL_SCHEMA, *DERIVED_FIELDS])
 QUARANTINE_SCHEMA = pa.schema([*CANONICAL_SCHEMA, pa.field("reason", pa.string())])
 
 
-@task(name="normalize", cache_policy=NO_CACHE)
-def normalize(table: pa.Table, service: str, source: str) -> pa.Table:
-    """Map the file's columns onto the canonical schema (names, aliases and types)."""
-    return normalize_table(table, service, source)
+normalize = task(normalize_table, name="normalize", cache_policy=NO_CACHE)  # the step as a task (tasks/__init__.py)

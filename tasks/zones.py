@@ -151,7 +151,5 @@ def load_zone_table(source: str | None = None) -> ZoneTable:
     return ZoneTable(read_zone_csv(path, source), f"file {source}")
 
 
-@task(name="load-zones", retries=0)
-def load_zones(source: str | None = None) -> ZoneTable:
-    """Load the zone table once per flow run; every month reuses it."""
-    return load_zone_table(source)
+# The step as a task (tasks/__init__.py): a flow loads the table once, and every month reuses it.
+load_zones = task(load_zone_table, name="load-zones", retries=0)
