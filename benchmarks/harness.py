@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -45,22 +44,22 @@ class Size:
 def prefect_server(workdir: Path) -> Iterator[str]:
     """The Prefect server to run against: the configured one (as in a deployment's run), or a new one for the
     whole run, stopped afterwards (Dask worker processes need a real server's URL). Servers the run starts are
-    recorded under `workdir`, so `servers.stop` here never touches the ones `make server` or `make s3` started."""
+    recorded under `workdir`, so `servers.stop` here never touches the ones `make server` or `make s3` started.
+
+    Nothing is written to `os.environ`: the server gets its home in its own environment, this process its URL
+    through `temporary_settings`, and each child process it starts is handed the URL explicitly
+    (`tasks.measure.run_child`, and the Dask runner's worker environment).
+    """
     records, settings.RUN_DIR = settings.RUN_DIR, workdir / "run"  # never touch servers `make` started
     try:
         if configured := PREFECT_API_URL.value():
-            os.environ["PREFECT_API_URL"] = configured  # for the child processes this run starts
             yield configured
             return
-        os.environ["PREFECT_HOME"] = str(workdir / "prefect-home")  # for the server and child processes
-        variables = start_prefect()
-        os.environ.update(variables)
+        home = workdir / "prefect-home"
+        api_url = start_prefect({"PREFECT_HOME": str(home)})["PREFECT_API_URL"]
         try:
-            # Prefect read its settings when it was imported: this process needs them updated in place too.
-            with temporary_settings(
-                {PREFECT_API_URL: variables["PREFECT_API_URL"], PREFECT_HOME: workdir / "prefect-home"}
-            ):
-                yield variables["PREFECT_API_URL"]
+            with temporary_settings({PREFECT_API_URL: api_url, PREFECT_HOME: home}):
+                yield api_url
         finally:
             stop(["prefect"])
     finally:

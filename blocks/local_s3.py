@@ -1,8 +1,10 @@
 """A local S3 for lessons and tests: moto in server mode on 127.0.0.1, on a free port.
 
-`local_s3()` runs one inside this process for as long as the `with` block lasts and points the environment
-(`AWS_ENDPOINT_URL` and throwaway keys) at it. `python -m blocks.local_s3` runs a standing one in the foreground
-(`make s3` starts it in the background through `python -m servers start s3`, which records its process id).
+`local_s3()` runs one inside this process for as long as the `with` block lasts and yields an `AwsCredentials`
+block for it (its endpoint and throwaway keys): whatever is built from that block (an `S3Bucket`, a client) talks
+to moto, and the process's environment, which other threads and later code read, is left as it was.
+`python -m blocks.local_s3` runs a standing one in the foreground (`make s3` starts it in the background through
+`python -m servers start s3`, which records its process id).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from moto.server import ThreadedMotoServer
+from prefect_aws import AwsCredentials
+from prefect_aws.client_parameters import AwsClientParameters
 
 from tasks import settings
 
@@ -27,22 +31,24 @@ def start_moto(port: int = 0) -> tuple[ThreadedMotoServer, str]:
     return server, f"http://{host}:{bound_port}"
 
 
+def moto_credentials(endpoint: str) -> AwsCredentials:
+    """An (unsaved) `AwsCredentials` block for the moto server at `endpoint`, with moto's throwaway keys."""
+    return AwsCredentials(
+        aws_access_key_id=TEST_KEYS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=TEST_KEYS["AWS_SECRET_ACCESS_KEY"],
+        region_name=settings.aws_region(),
+        aws_client_parameters=AwsClientParameters(endpoint_url=endpoint),
+    )
+
+
 @contextmanager
-def local_s3() -> Iterator[str]:
-    """A moto S3 server for the duration of the block; yields its endpoint URL and restores the environment."""
+def local_s3() -> Iterator[AwsCredentials]:
+    """A moto S3 server for the duration of the block; yields credentials that reach it."""
     server, endpoint = start_moto()
-    changes = {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": settings.aws_region(), **TEST_KEYS}
-    previous = {name: os.environ.get(name) for name in changes}
-    os.environ.update(changes)
     try:
-        yield endpoint
+        yield moto_credentials(endpoint)
     finally:
         server.stop()
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def main() -> None:

@@ -13,30 +13,23 @@ their own (`save_blocks`).
 
 from __future__ import annotations
 
-import os
 import sys
 
 from botocore.exceptions import ClientError
 from prefect_aws import AwsCredentials, S3Bucket
-from prefect_aws.client_parameters import AwsClientParameters
 
 from tasks import settings
 
 
 def credentials_from_env() -> AwsCredentials:
-    """An `AwsCredentials` block built from the environment (the secret key stays a `SecretStr`, never printed).
+    """An `AwsCredentials` block built from the environment (the secret key stays a `SecretStr`, never printed):
+    `tasks.settings.aws_credentials()`, the object the lake's S3 options come from too.
 
     Temporary credentials (with `AWS_SESSION_TOKEN`) are not stored: prefect-aws keeps the session token as plain
     text, shown by the block's repr and by the API, and they expire within hours anyway. The block then holds no
     keys and boto3 finds them, as usual, in the environment of the process that uses it.
     """
-    temporary = bool(os.environ.get("AWS_SESSION_TOKEN"))
-    return AwsCredentials(
-        aws_access_key_id=None if temporary else os.environ.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=None if temporary else os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        region_name=settings.aws_region(),
-        aws_client_parameters=AwsClientParameters(endpoint_url=settings.s3_endpoint_url()),
-    )
+    return settings.aws_credentials()
 
 
 def ensure_bucket(credentials: AwsCredentials, bucket: str) -> bool:
@@ -54,12 +47,15 @@ def ensure_bucket(credentials: AwsCredentials, bucket: str) -> bool:
     return True
 
 
-def save_blocks(bucket_block: str, credentials_block: str, overwrite: bool = False) -> bool:
-    """Save an `AwsCredentials` and an `S3Bucket` block from the environment; create the bucket when missing.
+def save_blocks(
+    bucket_block: str, credentials_block: str, overwrite: bool = False, credentials: AwsCredentials | None = None
+) -> bool:
+    """Save an `AwsCredentials` block (`credentials`, by default the environment's) and an `S3Bucket` block on it;
+    create the bucket when missing.
 
     Returns whether the bucket was created. Without `overwrite`, an existing block of either name is an error.
     """
-    credentials = credentials_from_env()
+    credentials = credentials or credentials_from_env()
     credentials.save(credentials_block, overwrite=overwrite)
     bucket = settings.s3_bucket_name()
     S3Bucket(bucket_name=bucket, credentials=credentials).save(bucket_block, overwrite=overwrite)

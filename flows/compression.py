@@ -17,7 +17,15 @@ JSON record, a third larger than the raw bytes: every size here is what lands in
 The trap this lesson avoids. A fixed `result_storage_key` is a cache key: Prefect treats an existing record under
 it as the committed result and returns it without running the task, so a second run with another `rows` would get
 the first run's frame back. Each run therefore stores under its own flow run id
-(`lesson-compression/<flow run id>/<serializer>`, in Prefect's local result storage).
+(`lesson-compression/<flow run id>/<serializer>`, in Prefect's local result storage). The same goes for cache
+policies: `summarize` is keyed by its cheap arguments with the frame excluded (`DEFAULT - "frame"`), since the
+default policy would hash the whole frame on every call (`flows/quote.py` measures that cost).
+
+Public API only. Sizes and timings go through `prefect.results.ResultStore`, the object Prefect itself persists a
+task's result with: `write` builds the same record a task run stores (serializer name, base64 payload) and `read`
+returns it with the value as `.result`. The record's class lives in a private module (`prefect._internal`) and
+Prefect offers no public way to encode a record without storing it, so the lesson stores every record in a
+scratch folder instead of importing that class.
 
 What you see. Each run publishes the table artifact `lesson-compression` (bytes stored, seconds to write and to
 read, per serializer) and logs the same rows.
@@ -27,11 +35,15 @@ Run it: `python -m flows.compression` (on the committed sample; prints size and 
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
 from prefect import flow, task
-from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
+from prefect.cache_policies import DEFAULT
+from prefect.filesystems import LocalFileSystem
+from prefect.results import ResultStore
 from prefect.runtime import flow_run
 from prefect.serializers import CompressedJSONSerializer, CompressedSerializer, PickleSerializer, Serializer
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
@@ -49,13 +61,26 @@ SERIALIZERS: dict[str, Serializer] = {
 }
 
 
-def measure_serializer(frame: pd.DataFrame, serializer: Serializer) -> dict[str, float]:
-    """Bytes Prefect would store for `frame`, and seconds to write and to read them back."""
-    record = ResultRecord(result=frame, metadata=ResultRecordMetadata(serializer=serializer))
-    stored: list[bytes] = []
-    write = seconds(lambda: stored.append(record.serialize()))
-    read = seconds(lambda: ResultRecord.deserialize(stored[-1]))
-    return {"bytes": len(stored[-1]), "write_s": write, "read_s": read}
+def measure_serializer(frame: pd.DataFrame, serializer: Serializer, folder: Path | None = None) -> dict[str, float]:
+    """Bytes Prefect stores for `frame` as a task result, and seconds to write them and to read the frame back.
+
+    Written and read through a `ResultStore` on a local folder (`folder`, else a temporary one), with its
+    in-memory cache off so that the read really decodes the stored bytes.
+    """
+    with tempfile.TemporaryDirectory(prefix="lesson-compression-") if folder is None else nullcontext(folder) as where:
+        store = ResultStore(
+            result_storage=LocalFileSystem(basepath=str(where)), serializer=serializer, cache_result_in_memory=False
+        )
+        key = "frame"
+        write = seconds(lambda: store.write(frame, key=key))
+        read = seconds(lambda: store.read(key).result)
+        return {"bytes": (Path(where) / key).stat().st_size, "write_s": write, "read_s": read}
+
+
+def read_stored_result(key: str, folder: str | Path | None = None):
+    """The value a task run persisted under `key` in local result storage (`folder`, else Prefect's default one)."""
+    basepath = str(folder) if folder is not None else str(PREFECT_LOCAL_STORAGE_PATH.value())
+    return ResultStore(result_storage=LocalFileSystem(basepath=basepath)).read(key).result
 
 
 ARTIFACT_KEY = "lesson-compression"
@@ -69,9 +94,11 @@ def storage_key(label: str, run_id: str) -> str:
     return f"lesson-compression/{run_id}/{label.replace(' ', '_').replace('/', '-').replace('(', '').replace(')', '')}"
 
 
-@task(persist_result=True, result_serializer=CompressedJSONSerializer())
-def summarize(frame: pd.DataFrame) -> dict:
-    """A small JSON-able summary: `compressed/json` is the natural serializer for it."""
+# Keyed by the run, the task's code and `rows`, which pick this run's frame: never by the frame's contents.
+@task(persist_result=True, result_serializer=CompressedJSONSerializer(), cache_policy=DEFAULT - "frame")
+def summarize(frame: pd.DataFrame, rows: int | None) -> dict:
+    """A small JSON-able summary: `compressed/json` is the natural serializer for it. `rows` is the cheap identity
+    of `frame` within a run (the first `rows` of the sample), so the cache key need not hash the frame."""
     return {"rows": len(frame), "total_amount": round(float(frame["total_amount"].sum()), 2)}
 
 
@@ -88,7 +115,7 @@ def compression_lesson(rows: int | None = None) -> dict[str, dict[str, float]]:
 
     frame = load_sample()
     frame = frame.head(rows) if rows else frame
-    summarize(frame)
+    summarize(frame, rows)
     measured = {}
     for label, serializer in SERIALIZERS.items():
         key = storage_key(label, flow_run.id)

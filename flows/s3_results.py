@@ -29,16 +29,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
-import boto3
 import pyarrow as pa
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from prefect import flow, task
-from prefect._internal.result_records import ResultRecord
+from prefect.results import ResultStore
 from prefect_aws import AwsCredentials, S3Bucket
 
 from blocks.local_s3 import local_s3
-from blocks.register import save_blocks
+from blocks.register import credentials_from_env, save_blocks
 from tasks import settings
 from tasks.lesson_report import publish_lesson_table
 from tasks.months import Month
@@ -111,8 +110,17 @@ def list_objects(prefix: str, bucket_block: str = settings.S3_BUCKET_BLOCK) -> l
 
 
 def needs_local_s3() -> bool:
-    """No endpoint configured and no AWS credentials anywhere: use a local moto server."""
-    return settings.s3_endpoint_url() is None and boto3.Session().get_credentials() is None
+    """No endpoint configured and no AWS credentials anywhere (the block the environment gives finds none in boto3's
+    usual places either): use a local moto server."""
+    credentials = credentials_from_env()
+    no_endpoint = credentials.aws_client_parameters.endpoint_url is None
+    return no_endpoint and credentials.get_boto3_session().get_credentials() is None
+
+
+def load_result(bucket_block: str, key: str):
+    """The value a task run persisted under `key` through the `S3Bucket` block `bucket_block`, read as Prefect reads
+    it (`ResultStore`: the record names its serializer, so any stored result loads without knowing which)."""
+    return ResultStore(result_storage=S3Bucket.load(bucket_block)).read(key).result
 
 
 def bucket_answers(credentials: AwsCredentials, bucket_name: str) -> bool:
@@ -149,9 +157,9 @@ def result_bucket() -> Iterator[str]:
     if registered_bucket_is_live():
         yield settings.S3_BUCKET_BLOCK
         return
-    with local_s3() if needs_local_s3() else nullcontext():
+    with local_s3() if needs_local_s3() else nullcontext(credentials_from_env()) as credentials:
         name = f"lesson-s3-{uuid.uuid4().hex[:12]}"
-        save_blocks(bucket_block=name, credentials_block=name)
+        save_blocks(bucket_block=name, credentials_block=name, credentials=credentials)
         try:
             yield name
         finally:
@@ -179,7 +187,7 @@ def demonstrate(service: str = "yellow", months: list[str] | None = None) -> dic
     with result_bucket() as bucket_block:
         result = s3_results(service, months, bucket_block=bucket_block)
         first_trips = next(key for key in result["objects"] if key.endswith("-trips"))
-        loaded = ResultRecord.deserialize(S3Bucket.load(bucket_block).read_path(first_trips)).result
+        loaded = load_result(bucket_block, first_trips)
         return {**result, "first_trips_object": first_trips, "first_trips_rows": loaded.num_rows}
 
 

@@ -7,7 +7,6 @@ Free of Prefect, so a script or a worker process that only writes months imports
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,11 +28,11 @@ from tasks.lake import (
     versioned_file,
 )
 from tasks.months import Month
+from tasks.run_log import step_logger
 from tasks.settings import PARQUET_COMPRESSION
 
 PART_NAME = "part-0.parquet"
 PARTITION_COLUMNS = ("service",)
-logger = logging.getLogger(__name__)
 
 
 def dataset_path(root: str, dataset: str, service: str) -> str:
@@ -96,7 +95,9 @@ def commit_version(root: str, service: str, month: Month, version: str, datasets
     record_path = commit_record_path(root, service, month)
     current = read_commit_record(filesystem, record_path)  # 2. commit, unless a newer version already is
     if current and current["version"] > version:
-        logger.warning("%s %s: %s gives way to newer commit %s", service, month, version, current["version"])
+        step_logger(__name__).warning(
+            "%s %s: %s gives way to newer commit %s", service, month, version, current["version"]
+        )
     else:
         record = {"version": version, "datasets": datasets, "committed_at": datetime.now(UTC).isoformat()}
         _write_atomically(filesystem, record_path, json.dumps(record, indent=2).encode(), version)

@@ -7,14 +7,12 @@ public mirrors with snake_case aliases. Normalizing once, by column name, lets e
 
 from __future__ import annotations
 
-import logging
-
 import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-logger = logging.getLogger(__name__)
+from tasks.run_log import step_logger
 
 CODE = pa.int32()
 MONEY = pa.float64()
@@ -147,7 +145,7 @@ def normalize_table(table: pa.Table, service: str, source: str = "<table>") -> p
         column = _to_canonical_type(column, CANONICAL_SCHEMA.field(target).type, name, source)
         by_canonical[target] = pc.coalesce(by_canonical[target], column) if target in by_canonical else column
     if unknown:
-        logger.info("%s: dropping columns outside the canonical schema: %s", source, ", ".join(unknown))
+        step_logger(__name__).info("%s: dropping columns outside the canonical schema: %s", source, ", ".join(unknown))
     missing = [name for name in REQUIRED_COLUMNS if name not in by_canonical]
     if missing:
         raise SchemaError(
@@ -176,7 +174,4 @@ TRIPS_SCHEMA = pa.schema([*CANONICAL_SCHEMA, *DERIVED_FIELDS])
 QUARANTINE_SCHEMA = pa.schema([*CANONICAL_SCHEMA, pa.field("reason", pa.string())])
 
 
-@task(name="normalize", cache_policy=NO_CACHE)
-def normalize(table: pa.Table, service: str, source: str) -> pa.Table:
-    """Map the file's columns onto the canonical schema (names, aliases and types)."""
-    return normalize_table(table, service, source)
+normalize = task(normalize_table, name="normalize", cache_policy=NO_CACHE)  # the step as a task (tasks/__init__.py)

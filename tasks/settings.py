@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prefect_aws import AwsCredentials
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = PROJECT_ROOT / "data"
@@ -85,11 +89,44 @@ def s3_endpoint_url() -> str | None:
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
 
 
+def aws_credentials() -> AwsCredentials:
+    """The one place S3 settings come from: a prefect-aws `AwsCredentials` built from the environment.
+
+    The lake's reads and writes (the option functions below, for fsspec and polars), the task results and their
+    listings (the `S3Bucket` block `python -m blocks.register` saves from this same object) all derive from it, so
+    an endpoint or a key set here reaches every S3 path or none. Keys: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`;
+    temporary ones (with `AWS_SESSION_TOKEN`) are left out, since prefect-aws would keep the token as plain text
+    in a saved block, and every client then finds them, as boto3 does, in the environment.
+    """
+    from prefect_aws import AwsCredentials  # imports Prefect: only S3 paths pay for it (tasks/commit.py stays light)
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    temporary = bool(os.environ.get("AWS_SESSION_TOKEN"))
+    return AwsCredentials(
+        aws_access_key_id=None if temporary else os.environ.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=None if temporary else os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        region_name=aws_region(),
+        aws_client_parameters=AwsClientParameters(endpoint_url=s3_endpoint_url()),
+    )
+
+
+def _endpoint_and_keys(uri: str) -> tuple[str | None, tuple[str, str] | None]:
+    """For an `s3://` URI, the endpoint and the (key id, secret) that `aws_credentials()` holds; else nothing."""
+    if not uri.startswith("s3://"):
+        return None, None
+    credentials = aws_credentials()
+    key_id, secret = credentials.aws_access_key_id, credentials.aws_secret_access_key
+    return credentials.aws_client_parameters.endpoint_url, (key_id, secret.get_secret_value()) if secret else None
+
+
 def storage_options(uri: str) -> dict:
-    """fsspec options for `uri`: the S3 endpoint for `s3://` URIs, nothing for local paths or HTTP."""
-    if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
-        return {"client_kwargs": {"endpoint_url": endpoint}}
-    return {}
+    """fsspec (s3fs) options for `uri`, from `aws_credentials()`: its endpoint and keys for `s3://` URIs (none it
+    lacks, so the usual AWS lookup still finds them), nothing for local paths or HTTP."""
+    endpoint, keys = _endpoint_and_keys(uri)
+    options: dict = {"client_kwargs": {"endpoint_url": endpoint}} if endpoint else {}
+    if keys:
+        options["key"], options["secret"] = keys
+    return options
 
 
 def fsspec_options(uri: str) -> dict:
@@ -108,10 +145,12 @@ def fsspec_options(uri: str) -> dict:
 
 
 def polars_storage_options(uri: str) -> dict:
-    """The same S3 endpoint for polars, which reads object_store keys (`aws_endpoint_url`), not fsspec's."""
-    if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
-        return {"aws_endpoint_url": endpoint}
-    return {}
+    """The same endpoint and keys for polars, which reads object_store keys (`aws_endpoint_url`), not fsspec's."""
+    endpoint, keys = _endpoint_and_keys(uri)
+    options = {"aws_endpoint_url": endpoint} if endpoint else {}
+    if keys:
+        options["aws_access_key_id"], options["aws_secret_access_key"] = keys
+    return options
 
 
 # Prefect blocks for S3 result storage (`python -m blocks.register`).

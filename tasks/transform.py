@@ -19,7 +19,4 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table, engine: str = "polars"
     return get_engine(engine).add_derived_columns(clean, zones)
 
 
-@task(name="transform", cache_policy=NO_CACHE)
-def transform(clean: pa.Table, zones: pa.Table, engine: str) -> pa.Table:
-    """Add the derived columns to the month's clean trips."""
-    return add_derived_columns(clean, zones, engine)
+transform = task(add_derived_columns, name="transform", cache_policy=NO_CACHE)  # the step as a task (see tasks/)

@@ -76,10 +76,4 @@ def count_reasons(quarantine: pa.Table) -> dict[str, int]:
     return dict(Counter(quarantine.column("reason").to_pylist()).most_common())
 
 
-@task(name="validate", cache_policy=NO_CACHE)
-def validate(table: pa.Table, month: Month, known_zone_ids: list[int], engine: str) -> tuple[pa.Table, pa.Table]:
-    """Apply the rules in `tasks/rules.py`; no row is dropped, failing rows go to quarantine with a reason.
-
-    A file that belongs to another month fails here, before `load`, so the month's partition is left as it was.
-    """
-    return split_valid(table, month, known_zone_ids, engine)
+validate = task(split_valid, name="validate", cache_policy=NO_CACHE)  # the step as a task (tasks/__init__.py)

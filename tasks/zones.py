@@ -10,7 +10,6 @@ stops the run instead of being replaced by something else.
 from __future__ import annotations
 
 import io
-import logging
 import os
 import tempfile
 import urllib.request
@@ -23,8 +22,7 @@ import pyarrow.csv as pa_csv
 from prefect import task
 
 from tasks import settings
-
-logger = logging.getLogger(__name__)
+from tasks.run_log import step_logger
 
 ZONE_SCHEMA = pa.schema(
     [
@@ -126,7 +124,7 @@ def download_zone_table(cache: Path | None = None) -> ZoneTable:
         try:
             return ZoneTable(read_zone_csv(cache, str(cache)), f"TLC zone table cached at {cache}")
         except ZoneTableError as error:
-            logger.warning("ignoring the zone cache (%s): downloading again", error)
+            step_logger(__name__).warning("ignoring the zone cache (%s): downloading again", error)
     url = settings.TLC_ZONES_URL
     try:
         data = _download(url, settings.DOWNLOAD_TIMEOUT_SECONDS)
@@ -153,7 +151,5 @@ def load_zone_table(source: str | None = None) -> ZoneTable:
     return ZoneTable(read_zone_csv(path, source), f"file {source}")
 
 
-@task(name="load-zones", retries=0)
-def load_zones(source: str | None = None) -> ZoneTable:
-    """Load the zone table once per flow run; every month reuses it."""
-    return load_zone_table(source)
+# The step as a task (tasks/__init__.py): a flow loads the table once, and every month reuses it.
+load_zones = task(load_zone_table, name="load-zones", retries=0)

@@ -143,3 +143,22 @@ def test_interleaved_timings_warm_up_and_alternate_the_variants():
     samples = interleaved_timings({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeat=3)
     assert calls == ["a", "b"] + ["a", "b"] * 3
     assert [len(samples["a"]), len(samples["b"])] == [3, 3]
+
+
+def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_its_environment(tmp_path):
+    """`harness.prefect_server` starts a real server and points this process at it through Prefect's settings; the
+    environment (which every later child process and thread would inherit) is the same before, during and after."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    import servers
+    from benchmarks import harness
+
+    before = dict(os.environ)
+    with harness.prefect_server(tmp_path) as api_url:
+        assert PREFECT_API_URL.value() == api_url and servers.http_ok(f"{api_url}/health")
+        assert dict(os.environ) == before
+    assert dict(os.environ) == before and PREFECT_API_URL.value() != api_url
+    with pytest.raises(OSError):  # stopped by the process id it recorded
+        servers.http_ok(f"{api_url}/health")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 from prefect import flow
-from prefect._internal.result_records import ResultRecord
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.utilities.annotations import opaque, quote
 
 from data.generate import write_month
@@ -117,8 +114,22 @@ def test_compressed_results_are_smaller_and_round_trip():
             assert row["bytes_on_disk"] < pickle_bytes, label
     frame = load_sample.fn().head(2_000)
     for label in measured:
-        stored = Path(PREFECT_LOCAL_STORAGE_PATH.value()) / compression.storage_key(label, str(run_id))
-        pd.testing.assert_frame_equal(ResultRecord.deserialize(stored.read_bytes()).result, frame)
+        stored = compression.read_stored_result(compression.storage_key(label, str(run_id)))
+        pd.testing.assert_frame_equal(stored, frame)
+
+
+def test_summarize_is_keyed_by_rows_not_by_hashing_the_frame():
+    """Its cache key leaves the frame out: an unhashable frame still caches, and `rows` alone tells runs apart."""
+    frame = pd.DataFrame({"total_amount": [1.0, 2.0], "opaque": [object(), object()]})  # no stable hash exists
+
+    @flow
+    def summarize_twice() -> list[str]:
+        first = compression.summarize(frame, 2, return_state=True)
+        again = compression.summarize(frame.head(1), 2, return_state=True)  # same rows: the same key
+        other = compression.summarize(frame.head(1), 1, return_state=True)
+        return [state.name for state in (first, again, other)]
+
+    assert summarize_twice() == ["Completed", "Cached", "Completed"]
 
 
 def test_disk_io_variants_compute_the_same_report(tiny_months, tmp_path):

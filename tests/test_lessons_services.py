@@ -7,7 +7,6 @@ import os
 import boto3
 import pyarrow as pa
 import pytest
-from prefect._internal.result_records import ResultRecord
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 from prefect_aws import S3Bucket
@@ -41,10 +40,9 @@ def test_results_land_in_the_bucket_and_load_back(fresh_bucket_name):
     outcome = s3_results.s3_results(months=["2025-01"])
     keys = s3_results.list_objects(outcome["prefix"])
     assert [key.rsplit("/", 1)[1] for key in keys] == ["yellow-2025-01-trips", "yellow-borough-counts"]
-    bucket = S3Bucket.load(settings.S3_BUCKET_BLOCK)
-    trips = ResultRecord.deserialize(bucket.read_path(keys[0])).result
+    trips = s3_results.load_result(settings.S3_BUCKET_BLOCK, keys[0])
     assert isinstance(trips, pa.Table) and trips.num_rows > 0
-    counts = ResultRecord.deserialize(bucket.read_path(keys[1])).result
+    counts = s3_results.load_result(settings.S3_BUCKET_BLOCK, keys[1])
     assert counts == outcome["counts"] and sum(counts.values()) == trips.num_rows
 
 
@@ -94,6 +92,23 @@ def test_s3_lesson_leaves_a_dead_registered_block_alone(fresh_bucket_name, monke
     assert outcome["bucket_block"].startswith("lesson-s3-")
     assert outcome["first_trips_rows"] == sum(outcome["counts"].values()) > 0
     assert lesson_blocks() == [], "the run's own blocks are deleted when it ends"
+
+
+def test_s3_lesson_with_no_s3_at_all_runs_on_its_own_moto_and_leaves_the_environment(monkeypatch, tmp_path):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+        monkeypatch.setenv(name, str(tmp_path / "absent"))  # no credentials in boto3's usual files either
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setattr(settings, "S3_BUCKET_BLOCK", f"taxi-results-absent-{os.getpid()}")  # none registered
+    before = dict(os.environ)
+    outcome = s3_results.demonstrate(months=["2025-01"])
+    assert dict(os.environ) == before, "the local S3 is reached through the run's blocks, not the environment"
+    assert outcome["bucket_block"].startswith("lesson-s3-")
+    assert outcome["first_trips_rows"] == sum(outcome["counts"].values()) > 0
+    assert lesson_blocks() == []
 
 
 @pytest.fixture

@@ -156,3 +156,36 @@ def test_read_month_reads_the_record_again_when_a_newer_commit_collected_the_fil
     monkeypatch.setattr(lake, "committed_files", lambda *args: answers.pop() if answers else committed_files(*args))
     assert read_month(root, "yellow", JAN_2025)["trips"].num_rows == 1
     assert answers == []
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_the_step_tasks_compose_a_month_in_a_flow_of_ones_own(tmp_path):
+    """Each step's task, made from its plain function, runs in a flow as its own task run, and the month it writes is
+    the one the plain functions write."""
+    from prefect import flow
+
+    from tasks.extract import extract
+    from tasks.load import load
+    from tasks.pipeline import read_month_in_memory
+    from tasks.schema import normalize
+    from tasks.transform import transform
+    from tasks.validate import validate
+    from tasks.zones import load_zones
+
+    source = str(settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet")
+
+    @flow
+    def month_step_by_step(root: str) -> dict[str, str]:
+        zones = load_zones()
+        table = normalize(extract(source), "green", source)
+        clean, quarantine = validate(table, JAN_2025, zones.known_location_ids(), "polars")
+        return load(transform(clean, zones.table, "polars"), quarantine, root, "green", JAN_2025)
+
+    month_step_by_step(str(tmp_path / "steps"))
+    _, trips, quarantine = read_month_in_memory(source, "green", JAN_2025, load_zones.fn(), "polars")
+    write_month({"trips": trips, "quarantine": quarantine}, str(tmp_path / "plain"), "green", JAN_2025)
+    step_by_step, plain = (read_month(str(tmp_path / name), "green", JAN_2025) for name in ("steps", "plain"))
+    assert set(step_by_step) == {"trips", "quarantine"} and step_by_step["trips"].num_rows > 0
+    for dataset, table in plain.items():
+        assert step_by_step[dataset].equals(table), dataset
