@@ -13,19 +13,17 @@ tell: the run fails with that error rather than silently processing an older mon
 
 from __future__ import annotations
 
-import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
 
 import fsspec
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_run_logger
 
 from tasks import settings
 from tasks.extract import SourceError
 from tasks.months import Month, format_source, latest_published
+from tasks.run_log import step_logger
 
 NOT_PUBLISHED_STATUSES = (403, 404)
 
@@ -93,16 +91,9 @@ def resolve_latest(service: str, template: str, now: datetime) -> LatestChoice:
         checks.append(PublicationCheck(month, uri, published, answer))
         if published:
             choice = LatestChoice(month, suggested, tuple(checks))
-            _run_logger().info("%s", choice.describe())
+            step_logger(__name__).info("%s", choice.describe())
             return choice
     answers = "; ".join(f"{check.uri}: {check.answer}" for check in checks)
     raise SourceError(
         f"latest: no {service} file is published for any month from {suggested} back to {checks[-1].month} ({answers})"
     )
-
-
-def _run_logger() -> logging.Logger | logging.LoggerAdapter:
-    try:
-        return get_run_logger()
-    except MissingContextError:
-        return logging.getLogger(__name__)
