@@ -28,9 +28,10 @@ test-fast: setup
 	$(BIN)/python -m pytest -m "not flow and not realdata" $(FAST_TESTS)
 
 # The course site (mkdocs.yml): built offline into site/ with --strict, so a broken link or reference fails.
+# Never add --quiet: it hides the warnings that --strict counts, and a broken link would pass.
 export NO_MKDOCS_2_WARNING := 1
 docs: setup
-	$(BIN)/mkdocs build --strict --quiet
+	$(BIN)/mkdocs build --strict
 
 docs-serve: setup
 	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000

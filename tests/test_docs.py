@@ -59,10 +59,11 @@ def exercise(name: str) -> ModuleType:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
-    """`mkdocs build --strict` as `make docs` runs it, into a temporary folder."""
+    """`mkdocs build --strict` as `make docs` runs it, into a temporary folder (never with --quiet, which hides the
+    warnings --strict turns into a failure)."""
     site_dir = tmp_path_factory.mktemp("site")
     completed = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site_dir)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
         cwd=PROJECT_ROOT,
         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
         capture_output=True,
