@@ -5,9 +5,10 @@ is rendered: the rule table from `tasks/rules.py`, the canonical schema from `ta
 `benchmarks/results.json`, values from `tasks/settings.py`. An unknown macro, a benchmark row that does not exist or
 a missing generated file fails the build, so a page cannot quietly keep a stale or hand-typed number.
 
-The hook also publishes, without copying anything into docs/: the charts the project draws (under `assets/`), and
+The hook also publishes, without copying anything into docs/: the charts the project draws (under `assets/`),
 every module of `flows/`, `tasks/` and `blocks/` as a page of source (under `source/`), so a lesson page links the
-code it teaches.
+code it teaches, and the API reference (`api.md`): a section per module of `tasks/`, so a new module is in it
+without anyone adding it.
 """
 
 from __future__ import annotations
@@ -50,7 +51,35 @@ def source_page(module_path: str) -> str:
     return f"# `{module_path}`\n\n{fence}python\n{text}{fence}\n"
 
 
+def api_reference() -> str:
+    """Every module of `tasks/`, its docstrings and signatures rendered by mkdocstrings, and a link to its source."""
+    sections = [
+        "# API reference",
+        "",
+        "The data logic, module by module, rendered from the code's own docstrings and signatures.",
+    ]
+    for module in sorted((PROJECT_ROOT / "tasks").rglob("*.py")):
+        module_path = module.relative_to(PROJECT_ROOT).as_posix()
+        name = ".".join(module.relative_to(PROJECT_ROOT).with_suffix("").parts).removesuffix(".__init__")
+        sections += [
+            "",
+            f"## `{name}`",
+            "",
+            f"[source: `{module_path}`]({source_page_uri(module_path)})",
+            "",
+            f"::: {name}",
+            "    options:",
+            "      members: null",  # every member, through the filters below (true would skip them)
+            "      filters: public",  # what the module defines for others: no private helpers, no imported names
+            "      heading_level: 3",
+            "      show_signature_annotations: true",
+            "      separate_signature: true",
+        ]
+    return "\n".join(sections) + "\n"
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
+    files.append(File.generated(config, "api.md", content=api_reference()))
     for site_path, project_file in FIGURES.items():
         if not project_file.exists():
             missing = project_file.relative_to(PROJECT_ROOT)

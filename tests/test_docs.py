@@ -118,6 +118,13 @@ def test_each_lesson_page_links_its_module_source_and_shows_its_exercise(site):
         assert first_code_line.split("(")[0] in page_text(site, page), page
 
 
+def test_the_api_reference_has_every_module_of_tasks(site):
+    text = page_text(site, "api")
+    for path in (PROJECT_ROOT / "tasks").rglob("*.py"):
+        module = ".".join(path.relative_to(PROJECT_ROOT).with_suffix("").parts).removesuffix(".__init__")
+        assert f"{module} " in text, module
+
+
 def test_site_loads_nothing_from_the_network(site):
     """Offline: no stylesheet, script or font from another host (Material's Google Fonts are switched off)."""
     remote = re.compile(r'<(?:script[^>]+src|link[^>]+href)="(?:https?:)?//', re.IGNORECASE)
