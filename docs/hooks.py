@@ -261,4 +261,6 @@ def expand_macros(markdown: str, where: str) -> str:
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    if page.file.src_uri.startswith("source/"):
+        return markdown  # code as it is: a `{{ ... }}` in a module is its own text, not a macro
     return expand_macros(markdown, page.file.src_uri)
