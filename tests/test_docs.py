@@ -289,7 +289,7 @@ def test_dask_exercise():
             protocol="tcp://",
             host="127.0.0.1",
             resources={"MONTH": 1},
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # none fixed: 8787 may be taken by another cluster
         ) as cluster,
         Client(cluster) as client,
     ):
