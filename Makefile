@@ -5,14 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
-.PHONY: setup demo test lint format sample mart screenshots clean
+.PHONY: setup demo test test-fast lint format sample mart screenshots clean docs docs-serve
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' constraints.txt)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt --editable '.[dev,bench]'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --constraint constraints.txt --editable '.[dev,bench,docs]'
 	@touch $(STAMP)
 
 demo: setup
@@ -21,9 +21,25 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# The pure-function tests: no server, no flow run, no subprocess; seconds. `make test` (what CI runs) is the whole suite.
+FAST_TESTS := tests/test_rules.py tests/test_schema.py tests/test_transform.py tests/test_parity.py \
+	tests/test_properties.py tests/test_generator.py tests/test_zones.py tests/test_container.py
+test-fast: setup
+	$(BIN)/python -m pytest -m "not flow and not realdata" $(FAST_TESTS)
+
+# The course site (mkdocs.yml): built offline into site/ with --strict, so a broken link or reference fails.
+# Never add --quiet: it hides the warnings that --strict counts, and a broken link would pass.
+export NO_MKDOCS_2_WARNING := 1
+docs: setup
+	$(BIN)/mkdocs build --strict
+
+docs-serve: setup
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -40,7 +56,7 @@ screenshots: setup
 	$(BIN)/python -m tools.ui_screenshots
 
 clean:
-	rm -rf output data/cache .pytest_cache
+	rm -rf output data/cache .pytest_cache site
 
 # Local servers, each on 127.0.0.1 on a free port, recorded under .run/ and stopped by `make stop`.
 # After starting one, `source .run/<name>.env` points your shell at it.
