@@ -93,12 +93,15 @@ dask: setup
 # A Pushgateway and Prometheus (Debian packages: `make monitor-deps`) on free loopback ports, with the alert rules of
 # monitoring/; scrapes the Prefect server of .run/prefect.env when `make server` ran first. `source .run/monitor.env`
 # sets TAXI_PUSHGATEWAY_URL (flow runs push there) and PROMETHEUS_URL.
-.PHONY: monitor monitor-deps
+.PHONY: monitor monitor-deps system-deps
 monitor: setup
 	@test -f .run/monitor.env && echo "already running: $$(cat .run/monitor.env)" || $(BIN)/python -m servers start monitor
 
-monitor-deps:
-	monitoring/install-debian-packages.sh
+# Debian's prometheus, prometheus-pushgateway and chromium (for make monitor and make screenshots), when missing.
+system-deps:
+	tools/install-debian-packages.sh
+
+monitor-deps: system-deps
 
 stop:
 	@test -x $(BIN)/python && $(BIN)/python -m servers stop || true

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from moto.server import ThreadedMotoServer
 from prefect_aws import AwsCredentials
 from prefect_aws.client_parameters import AwsClientParameters
+from pydantic import SecretStr
 
 from tasks import settings
 
@@ -35,7 +36,7 @@ def moto_credentials(endpoint: str) -> AwsCredentials:
     """An (unsaved) `AwsCredentials` block for the moto server at `endpoint`, with moto's throwaway keys."""
     return AwsCredentials(
         aws_access_key_id=TEST_KEYS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=TEST_KEYS["AWS_SECRET_ACCESS_KEY"],
+        aws_secret_access_key=SecretStr(TEST_KEYS["AWS_SECRET_ACCESS_KEY"]),
         region_name=settings.aws_region(),
         aws_client_parameters=AwsClientParameters(endpoint_url=endpoint),
     )

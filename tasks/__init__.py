@@ -6,7 +6,7 @@ tests, scripts, the benchmark and the streaming engine call it directly, with no
 flow runs a step as its own task run, the task is made from that same function in one line, with the options
 that belong to the step and nowhere else, e.g.
 
-    extract = task(read_trip_file, name="extract", cache_policy=NO_CACHE, **network_retry_options())
+    extract = task(name="extract", cache_policy=NO_CACHE, **network_retry_options())(read_trip_file)
 
 and Prefect keeps the function as `extract.fn`. So there is no hand-written `@task` twin whose body only calls
 the function, which could drift from it (another docstring, another signature); `some_task.fn` is the plain step

@@ -155,4 +155,4 @@ def read_trip_file(source: str) -> pa.Table:
 # The step as a task (tasks/__init__.py). Transient faults (timeouts, refused connections, HTTP 5xx/429, S3
 # throttling) are retried with backoff; a 404, rejected credentials or a corrupt or empty file fail at once, so a bad
 # month fails fast instead of retrying a file that will never be good.
-extract = task(read_trip_file, name="extract", cache_policy=NO_CACHE, **network_retry_options())
+extract = task(name="extract", cache_policy=NO_CACHE, **network_retry_options())(read_trip_file)

@@ -174,4 +174,4 @@ TRIPS_SCHEMA = pa.schema([*CANONICAL_SCHEMA, *DERIVED_FIELDS])
 QUARANTINE_SCHEMA = pa.schema([*CANONICAL_SCHEMA, pa.field("reason", pa.string())])
 
 
-normalize = task(normalize_table, name="normalize", cache_policy=NO_CACHE)  # the step as a task (tasks/__init__.py)
+normalize = task(name="normalize", cache_policy=NO_CACHE)(normalize_table)  # the step as a task (tasks/__init__.py)

@@ -100,11 +100,13 @@ def aws_credentials() -> AwsCredentials:
     """
     from prefect_aws import AwsCredentials  # imports Prefect: only S3 paths pay for it (tasks/commit.py stays light)
     from prefect_aws.client_parameters import AwsClientParameters
+    from pydantic import SecretStr
 
     temporary = bool(os.environ.get("AWS_SESSION_TOKEN"))
+    secret = None if temporary else os.environ.get("AWS_SECRET_ACCESS_KEY")
     return AwsCredentials(
         aws_access_key_id=None if temporary else os.environ.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=None if temporary else os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        aws_secret_access_key=SecretStr(secret) if secret else None,
         region_name=aws_region(),
         aws_client_parameters=AwsClientParameters(endpoint_url=s3_endpoint_url()),
     )
@@ -116,7 +118,10 @@ def _endpoint_and_keys(uri: str) -> tuple[str | None, tuple[str, str] | None]:
         return None, None
     credentials = aws_credentials()
     key_id, secret = credentials.aws_access_key_id, credentials.aws_secret_access_key
-    return credentials.aws_client_parameters.endpoint_url, (key_id, secret.get_secret_value()) if secret else None
+    return credentials.aws_client_parameters.endpoint_url, (
+        key_id,
+        secret.get_secret_value(),
+    ) if key_id and secret else None
 
 
 def storage_options(uri: str) -> dict:

@@ -19,4 +19,4 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table, engine: str = "polars"
     return get_engine(engine).add_derived_columns(clean, zones)
 
 
-transform = task(add_derived_columns, name="transform", cache_policy=NO_CACHE)  # the step as a task (see tasks/)
+transform = task(name="transform", cache_policy=NO_CACHE)(add_derived_columns)  # the step as a task (see tasks/)

@@ -76,4 +76,4 @@ def count_reasons(quarantine: pa.Table) -> dict[str, int]:
     return dict(Counter(quarantine.column("reason").to_pylist()).most_common())
 
 
-validate = task(split_valid, name="validate", cache_policy=NO_CACHE)  # the step as a task (tasks/__init__.py)
+validate = task(name="validate", cache_policy=NO_CACHE)(split_valid)  # the step as a task (tasks/__init__.py)

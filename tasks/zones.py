@@ -152,4 +152,4 @@ def load_zone_table(source: str | None = None) -> ZoneTable:
 
 
 # The step as a task (tasks/__init__.py): a flow loads the table once, and every month reuses it.
-load_zones = task(load_zone_table, name="load-zones", retries=0)
+load_zones = task(name="load-zones", retries=0)(load_zone_table)

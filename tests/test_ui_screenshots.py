@@ -14,7 +14,7 @@ import pytest
 from tools import ui_screenshots
 
 pytestmark = [
-    pytest.mark.skipif(not ui_screenshots.chromium_path(), reason="no Chromium: apt-get install chromium"),
+    pytest.mark.skipif(not ui_screenshots.chromium_path(), reason="no Chromium: make system-deps"),
     pytest.mark.skipif(not importlib.util.find_spec("playwright"), reason="playwright is not installed (make setup)"),
 ]
 

@@ -107,7 +107,7 @@ def capture(ui_url: str, pages: list[Page], out_dir: Path) -> dict[str, Path]:
 
     browser_path = chromium_path()
     if not browser_path:
-        raise RuntimeError("no Chromium found: apt-get install chromium (or set TAXI_CHROMIUM to a Chromium binary)")
+        raise RuntimeError("no Chromium found: make system-deps (or set TAXI_CHROMIUM to a Chromium binary)")
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = {}
     with sync_playwright() as playwright:
