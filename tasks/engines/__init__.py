@@ -13,11 +13,11 @@ from typing import Protocol
 
 # polars allocates through its own jemalloc, which `import polars` configures to keep freed pages for a while
 # (`dirty_decay_ms:500,muzzy_decay_ms:1000`, appending whatever this variable already holds). A streamed month frees
-# each batch as the next arrives, and those kept pages, counted in the process's RSS, not the plan's batches, were
-# most of its peak, growing with the month: measured with `benchmarks.month_memory` (12M rows, trips sink), 1.37-1.42
-# GiB with polars' settings and 0.72 GiB returning pages at once, for about a quarter more CPU time. jemalloc reads
-# the variable once, when polars is first imported, so it is set here, before this package imports polars. A value
-# the user set wins; an empty one keeps polars' own settings.
+# each batch as the next arrives, and the kept pages count in the process's RSS. Returning them at once, measured
+# with `benchmarks.month_memory` (one run_month per fresh process, sinks at zstd level 1): 3M rows 535-580 MiB
+# against 628-688 with polars' settings, 12M rows 684-985 against 910-1338, for about 60% more CPU time (3M rows:
+# 6.1-6.3 s against 3.7-3.9 s). jemalloc reads the variable once, when polars is first imported, so it is set here,
+# before this package imports polars. A value the user set wins; an empty one keeps polars' own settings.
 ALLOCATOR_SETTINGS_VARIABLE = "_RJEM_MALLOC_CONF"
 ALLOCATOR_SETTINGS = "dirty_decay_ms:0,muzzy_decay_ms:0"
 if "polars" in sys.modules and ALLOCATOR_SETTINGS not in os.environ.get(ALLOCATOR_SETTINGS_VARIABLE, ""):

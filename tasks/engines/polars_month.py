@@ -38,10 +38,12 @@ from tasks.zones import ZoneTable
 
 DATASETS = ("trips", "quarantine")
 
-# The sinks' zstd level. At the default (3) the encoder was the slowest stage, and polars' streaming engine let the
-# batches waiting for it pile up: a 12M-row month's RSS climbed for the whole trips sink, to 1.3 GiB, and fell only
-# as the encoder caught up. At level 1 it keeps up and the sink's RSS stayed flat (0.64 GiB peak, same rows, files a
-# little larger). Measured one variable at a time by `benchmarks/month_memory.py`; the values written are the same.
+# The sinks' zstd level. The parquet encoder is the plan's slowest stage, and polars' streaming engine lets the
+# batches waiting for it pile up (no setting found bounds that queue; POLARS_INFLIGHT_SINK_MORSEL_LIMIT=1 did not):
+# at level 3 a 12M-row month's RSS climbed through the whole trips sink, to 1.3 GiB, falling only as the encoder
+# caught up. Level 1 encodes faster, so less piles up: 0.64 GiB for the same sink in one run, but 0.68-0.98 GiB for
+# the whole month over runs (`benchmarks/month_memory.py`): the backlog depends on how fast the encoder runs next to
+# the scan, so memory is not yet bounded by the plan alone. The values written are the same (file sizes unmeasured).
 SINK_COMPRESSION_LEVEL = 1
 
 
