@@ -7,9 +7,6 @@ or writes anything when a guard refuses the file.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks import settings
-from tasks.engines import ALLOCATOR_SETTINGS, ALLOCATOR_SETTINGS_VARIABLE
 from tasks.lake import commit_record_path, filesystem_for, month_versions_path, read_month
 from tasks.months import Month
 from tasks.pipeline import etl_month, run_month
@@ -168,20 +164,3 @@ def test_etl_month_commits_only_holding_the_month_write_limit(engine, tmp_path, 
     assert not filesystem_for(root).exists(commit_record_path(root, "yellow", JAN_2025))
     summary = etl_month.fn(sample_file("yellow", "2025-01"), "yellow", JAN_2025, root, load_zone_table(), engine)
     assert read_month(root, "yellow", JAN_2025)["trips"].num_rows == summary.rows_clean > 0
-
-
-def test_a_fresh_pipeline_process_gives_polars_the_allocator_settings():
-    """jemalloc reads its settings once, when polars loads: importing the pipeline must put them in place first,
-    after polars' own (later options win), or a streamed month keeps freed pages and its peak grows with it."""
-    script = f"import tasks.pipeline, os; print(os.environ[{ALLOCATOR_SETTINGS_VARIABLE!r}])"
-    environment = {name: value for name, value in os.environ.items() if name != ALLOCATOR_SETTINGS_VARIABLE}
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=settings.PROJECT_ROOT,
-    )
-    assert completed.stdout.strip().endswith(ALLOCATOR_SETTINGS)
-    assert "RuntimeWarning" not in completed.stderr

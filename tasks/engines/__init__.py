@@ -6,33 +6,12 @@ never knows which engine ran, and a parity test can compare their outputs exactl
 
 from __future__ import annotations
 
-import os
-import sys
-import warnings
 from typing import Protocol
 
-# polars allocates through its own jemalloc, which `import polars` configures to keep freed pages for a while
-# (`dirty_decay_ms:500,muzzy_decay_ms:1000`, appending whatever this variable already holds). A streamed month frees
-# each batch as the next arrives, and the kept pages count in the process's RSS. Returning them at once, measured
-# with `benchmarks.month_memory` (one run_month per fresh process, sinks at zstd level 1): 3M rows 535-580 MiB
-# against 628-688 with polars' settings, 12M rows 684-985 against 910-1338, for about 60% more CPU time (3M rows:
-# 6.1-6.3 s against 3.7-3.9 s). jemalloc reads the variable once, when polars is first imported, so it is set here,
-# before this package imports polars. A value the user set wins; an empty one keeps polars' own settings.
-ALLOCATOR_SETTINGS_VARIABLE = "_RJEM_MALLOC_CONF"
-ALLOCATOR_SETTINGS = "dirty_decay_ms:0,muzzy_decay_ms:0"
-if "polars" in sys.modules and ALLOCATOR_SETTINGS not in os.environ.get(ALLOCATOR_SETTINGS_VARIABLE, ""):
-    warnings.warn(
-        f"polars was imported before tasks.engines, so {ALLOCATOR_SETTINGS_VARIABLE}={ALLOCATOR_SETTINGS} cannot "
-        "bound a streamed month's memory in this process: import tasks.engines first",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-os.environ.setdefault(ALLOCATOR_SETTINGS_VARIABLE, ALLOCATOR_SETTINGS)
+import pyarrow as pa
 
-import pyarrow as pa  # noqa: E402
-
-from tasks.engines import pandas_engine, polars_engine  # noqa: E402
-from tasks.months import Month  # noqa: E402
+from tasks.engines import pandas_engine, polars_engine
+from tasks.months import Month
 
 
 class Engine(Protocol):

@@ -7,7 +7,7 @@ which is committed once both are written. The streaming engine holds batches of 
 run one after the other, each reading the source again: measured on a 12M-row generated month, one
 `pl.collect_all` of both sinks peaked at 2.9 GB RSS and two sinks in turn at 1.9 GB (3M rows: 1.2 GB and 1.0 GB),
 for about a second more of reading. What else bounds the peak, and what was measured, is in
-`benchmarks/month_memory.py` and `tasks.engines` (polars' allocator settings).
+`benchmarks/month_memory.py`.
 
 Two small facts must be known before the rows stream by, so a first pass computes only them (a group-by and a
 `unique` over the time columns, also streamed): the rows per pickup month, for the wrong-month guard that must
