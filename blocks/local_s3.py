@@ -9,6 +9,7 @@ to moto, and the process's environment, which other threads and later code read,
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import threading
@@ -52,7 +53,8 @@ def local_s3() -> Iterator[AwsCredentials]:
         server.stop()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m blocks.local_s3", description=__doc__.split("\n\n")[0]).parse_args(argv)
     server, endpoint = start_moto(int(os.environ.get("TAXI_S3_PORT", "0")))
     print(f"moto S3 on {endpoint}", flush=True)
     stop = threading.Event()

@@ -13,6 +13,7 @@ their own (`save_blocks`).
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from botocore.exceptions import ClientError
@@ -74,5 +75,10 @@ def register_blocks() -> str:
     return f"s3-bucket/{settings.S3_BUCKET_BLOCK}"
 
 
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m blocks.register", description=__doc__.split("\n\n")[0]).parse_args(argv)
+    return 0 if register_blocks() else 1
+
+
 if __name__ == "__main__":
-    sys.exit(0 if register_blocks() else 1)
+    sys.exit(main())

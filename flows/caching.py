@@ -34,6 +34,7 @@ Run it: `python -m flows.caching` (cold run, cached rerun, changed source, refre
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import tempfile
 import time
@@ -135,6 +136,11 @@ def demonstrate() -> list[tuple[str, list[str]]]:
     return steps
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m flows.caching", description=__doc__.split("\n\n")[0]).parse_args(argv)
     for label, states in demonstrate():
         print(f"{label:40} {', '.join(states)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,7 @@ Run it: `python -m flows.compression` (on the committed sample; prints size and 
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from contextlib import nullcontext
 from pathlib import Path
@@ -134,8 +135,13 @@ def compression_lesson(rows: int | None = None) -> dict[str, dict[str, float]]:
     return measured
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m flows.compression", description=__doc__.split("\n\n")[0]).parse_args(argv)
     for label, row in compression_lesson().items():
         print(
             f"{label:26} {row['bytes_on_disk'] / 1e6:7.2f} MB  write {row['write_s']:.3f} s  read {row['read_s']:.3f} s"
         )
+
+
+if __name__ == "__main__":
+    main()

@@ -122,12 +122,12 @@ def dask_lesson(
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.dask_runner", description="Lesson: the Dask task runner")
     parser.add_argument("--address", help="tcp://host:port of an existing Dask scheduler (default: a LocalCluster)")
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster workers")
     parser.add_argument("--engine", default="pandas", choices=("pandas", "polars"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     result = run(args.address, args.workers, engine=args.engine)
     for month in result["months"]:
         print(f"{month['month']}: {month['rows_in']:,} rows in, {month['rows_clean']:,} clean")

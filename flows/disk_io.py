@@ -123,14 +123,14 @@ def compare_in_fresh_processes(months: list[str], source: str, output: str, engi
     return {variant: run_child("flows.disk_io", "--variant", variant, *common) for variant in ("memory", "paths")}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m flows.disk_io", description="Lesson: paths instead of results")
     parser.add_argument("--variant", choices=("memory", "paths"), help="run one variant here and print JSON")
     parser.add_argument("--month", action="append", dest="months")
     parser.add_argument("--source", default=settings.SAMPLE_SOURCE, help="a template with {service} and {month}")
     parser.add_argument("--output", default=None)
     parser.add_argument("--engine", default="polars")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.variant:
         run = {"memory": months_in_memory, "paths": months_via_paths}[args.variant]
         extra = {"output": args.output} if args.variant == "paths" else {}

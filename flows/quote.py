@@ -25,6 +25,8 @@ Run it: `python -m flows.quote` (on the committed sample; `rows` limits the fram
 
 from __future__ import annotations
 
+import argparse
+
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -126,7 +128,12 @@ def quote_lesson(rows: int | None = None) -> list[dict]:
     return measured
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m flows.quote", description=__doc__.split("\n\n")[0]).parse_args(argv)
     for row in quote_lesson():
         timing = f"{row['baseline']:.4f} s -> {row['optimized']:.4f} s ({row['ratio']:.1f}x)"
         print(f"{row['name']:20} {row['metric']:65} {timing}")
+
+
+if __name__ == "__main__":
+    main()

@@ -25,6 +25,7 @@ Run it: `python -m flows.s3_results` (prints the objects written and loads one b
 
 from __future__ import annotations
 
+import argparse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -191,10 +192,15 @@ def demonstrate(service: str = "yellow", months: list[str] | None = None) -> dic
         return {**result, "first_trips_object": first_trips, "first_trips_rows": loaded.num_rows}
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(prog="python -m flows.s3_results", description=__doc__.split("\n\n")[0]).parse_args(argv)
     outcome = demonstrate()
     print(f"through block {outcome['bucket_block']}, objects under {outcome['prefix']}:")
     for key, size in outcome["objects"].items():
         print(f"  {key}  {size:,} bytes")
     print(f"{outcome['first_trips_object']} loads back as {outcome['first_trips_rows']:,} trips")
     print(f"trips per pickup borough: {outcome['counts']}")
+
+
+if __name__ == "__main__":
+    main()
