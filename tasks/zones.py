@@ -23,6 +23,7 @@ import pyarrow.csv as pa_csv
 from prefect import task
 
 from tasks import settings
+from tasks.metrics import metered
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def load_zone_table(source: str | None = None) -> ZoneTable:
     return ZoneTable(read_zone_csv(path, source), f"file {source}")
 
 
+@metered  # per-task metrics (tasks/metrics.py)
 @task(name="load-zones", retries=0)
 def load_zones(source: str | None = None) -> ZoneTable:
     """Load the zone table once per flow run; every month reuses it."""
