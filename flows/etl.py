@@ -106,7 +106,7 @@ def map_months(
     return PrefectFutureList(futures)
 
 
-@monitored(month_events=True, prometheus=True)
+@monitored(always_publish=True, month_events=True, prometheus=True)
 @flow(name="taxi_etl")
 def taxi_etl(
     service: Literal["yellow", "green"] = "yellow",
@@ -136,6 +136,10 @@ def taxi_etl(
     `.with_options(task_runner=...)`: the same flow code on threads or Dask, from the command line or a
     deployment's parameters. The subflow's state is this run's state: Failed, naming every failed month, when
     any month failed (the others stay written); the summary artifact is published either way.
+
+    Every task run is measured (`tasks/metrics.py`): when the run ends it publishes the `taxi-task-metrics`
+    artifact, a month event per month (`taxi.month.loaded`, `taxi.month.failed`, `taxi.quarantine.high`), and with
+    `TAXI_PUSHGATEWAY_URL` set pushes its metrics to Prometheus (`tasks/metrics_publish.py`).
     """
     logger = get_run_logger()
     started = time.perf_counter()

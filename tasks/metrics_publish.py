@@ -2,7 +2,7 @@
 
 `@monitored` adds flow hooks. When a run ends (`on_completion`, `on_failure`, `on_crashed`) its hook gathers the
 records its task runs left, from this process and from its Dask workers. A subflow hands them to its parent
-flow run; the run a user started (or a deployment) publishes them:
+flow run; the run a user started (or a deployment), and any `taxi_etl` run, publishes them:
 
 - the table artifact `taxi-task-metrics` on that run, one row per task run (`TaskMetrics.as_row`), its own name,
   id and deployment in every row (a month's task run belongs to `taxi_etl`'s month subflow; users read it on
@@ -47,14 +47,18 @@ FlowT = TypeVar("FlowT", bound=Flow)
 
 
 def monitored(
-    flow: FlowT | None = None, *, month_events: bool = False, prometheus: bool = False
+    flow: FlowT | None = None, *, always_publish: bool = False, month_events: bool = False, prometheus: bool = False
 ) -> FlowT | Callable[[FlowT], FlowT]:
     """Publish the task metrics of every run of `flow` (hooks appended to its own; none when
-    `TAXI_TASK_METRICS=0`). Use as `@monitored` or `@monitored(month_events=True, prometheus=True)`."""
+    `TAXI_TASK_METRICS=0`). Use as `@monitored` or `@monitored(always_publish=True, month_events=True, ...)`.
+
+    A subflow's run hands its records to its parent; with `always_publish` it also publishes them itself (for
+    `taxi_etl`, whose runs the monitoring reads whoever started them)."""
+    options = {"always_publish": always_publish, "month_events": month_events, "prometheus": prometheus}
     if flow is None:
-        return partial(monitored, month_events=month_events, prometheus=prometheus)
+        return partial(monitored, **options)
     if settings.task_metrics_enabled() and note_flow_start not in flow.on_running_hooks:
-        finish = partial(finish_flow_run, month_events=month_events, prometheus=prometheus)
+        finish = partial(finish_flow_run, **options)
         finish.__name__ = "publish_task_metrics"  # the name Prefect logs for the hook
         # New lists, not appends: a flow made by `with_options` shares its hook lists with the original.
         flow.on_running_hooks = [*flow.on_running_hooks, note_flow_start]
@@ -68,8 +72,11 @@ def note_flow_start(flow: Flow, flow_run: FlowRun, state: State) -> None:
     _flow_started.setdefault(str(flow_run.id), time.perf_counter())
 
 
-def finish_flow_run(flow: Flow, flow_run: FlowRun, state: State, *, month_events: bool, prometheus: bool) -> None:
-    """Gather the run's records; hand them to the parent flow run, or publish them if this run is the top one."""
+def finish_flow_run(
+    flow: Flow, flow_run: FlowRun, state: State, *, always_publish: bool, month_events: bool, prometheus: bool
+) -> None:
+    """Gather the run's records; hand them to the parent flow run, and publish them if this run is the top one
+    (or `always_publish`)."""
     run_id = str(flow_run.id)
     records = STORE.pop(run_id) + records_from_dask(run_id)
     started = _flow_started.pop(run_id, None)
@@ -78,7 +85,8 @@ def finish_flow_run(flow: Flow, flow_run: FlowRun, state: State, *, month_events
     if flow_run.parent_task_run_id:
         with get_client(sync_client=True) as client:
             STORE.add(str(client.read_task_run(flow_run.parent_task_run_id).flow_run_id), records)
-        return
+        if not always_publish:
+            return
     deployment = ""
     if flow_run.deployment_id:
         with get_client(sync_client=True) as client:

@@ -199,3 +199,22 @@ def test_retries_rows_of_a_table_and_peak_memory_are_recorded():
     assert rows["flaky_table"]["state"] == "COMPLETED"
     assert rows["hold_memory"]["peak_rss_bytes"] >= 300 * 2**20
     assert rows["hold_memory"]["flow"] == "shapes"
+
+
+@monitored
+@flow(name="calls-taxi-etl")
+def calls_taxi_etl(output: str) -> str:
+    """A flow that runs `taxi_etl` as a subflow; returns the subflow's run id."""
+    state = taxi_etl(service="green", months=["2025-01"], source=str(SAMPLE), output=output, return_state=True)
+    return str(state.state_details.flow_run_id)
+
+
+def test_taxi_etl_as_a_subflow_publishes_on_its_own_run_and_its_parents(tmp_path):
+    state = calls_taxi_etl(str(tmp_path), return_state=True)
+    etl_run_id = state.result()
+    on_etl = {row["task_run"]: row for row in artifact_rows(etl_run_id)}
+    on_parent = {row["task_run"]: row for row in artifact_rows(state.state_details.flow_run_id)}
+    assert "month-green-2025-01" in on_etl and set(on_etl) == set(on_parent)
+    assert {row["flow"] for row in on_etl.values()} == {"taxi_etl"}
+    assert {row["flow"] for row in on_parent.values()} == {"calls-taxi-etl"}
+    assert len(events_of(etl_run_id, ["taxi.month.loaded"], expected=1)) == 1
