@@ -17,6 +17,7 @@ from prefect.utilities.annotations import quote as quoted
 
 from benchmarks.dask_case import dask_case
 from benchmarks.harness import Size, first_month_frame, months_on_disk
+from benchmarks.monitoring_case import monitoring_overhead_case
 from benchmarks.storage_cases import s3_results_case, serializer_case
 from flows import caching, disk_io, quote
 from flows.etl import taxi_etl
@@ -174,4 +175,5 @@ CASES: list[tuple[str, Callable[[Size, Path], list[Result]]]] = [
     ("s3_results", s3_results_case),
     ("dask", dask_case),
     ("overhead", overhead_case),
+    ("monitoring_overhead", monitoring_overhead_case),
 ]

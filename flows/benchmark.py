@@ -13,8 +13,10 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from benchmarks import run
+from tasks.metrics_publish import monitored
 
 
+@monitored
 @flow(name="benchmark")
 def benchmark(quick: bool = True, rows: int | None = None, repeats: int = 3, only: list[str] | None = None) -> dict:
     """Measure every lesson against its baseline (`repeats` times each, at least 3; `only` names cases to run, as

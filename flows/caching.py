@@ -48,6 +48,8 @@ from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 from tasks import settings
 from tasks.extract import source_fingerprint
 from tasks.lesson_report import publish_lesson_table
+from tasks.metrics import metered
+from tasks.metrics_publish import monitored
 from tasks.months import Month
 from tasks.pipeline import output_version, run_month
 from tasks.plan import sample_plan
@@ -56,12 +58,14 @@ from tasks.zones import ZoneTable, load_zones
 ARTIFACT_KEY = "lesson-caching"
 
 
+@metered
 @task(name="fingerprint", cache_policy=NO_CACHE)
 def fingerprint(source: str) -> dict:
     """Metadata only: cheap, and it changes whenever the file does."""
     return source_fingerprint(source)
 
 
+@metered
 @task(
     name="run-month-cached",
     task_run_name="run-month-cached-{service}-{month}",
@@ -85,6 +89,7 @@ def run_month_cached(
     return asdict(summary)
 
 
+@monitored
 @flow(name="lesson-caching")
 def cached_etl(
     service: str = "yellow",

@@ -51,6 +51,8 @@ from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
 from tasks.lesson_report import publish_lesson_table
 from tasks.measure import seconds
+from tasks.metrics import metered
+from tasks.metrics_publish import monitored
 from tasks.serializers import ParquetSerializer
 
 SERIALIZERS: dict[str, Serializer] = {
@@ -96,6 +98,7 @@ def storage_key(label: str, run_id: str) -> str:
 
 
 # Keyed by the run, the task's code and `rows`, which pick this run's frame: never by the frame's contents.
+@metered
 @task(persist_result=True, result_serializer=CompressedJSONSerializer(), cache_policy=DEFAULT - "frame")
 def summarize(frame: pd.DataFrame, rows: int | None) -> dict:
     """A small JSON-able summary: `compressed/json` is the natural serializer for it. `rows` is the cheap identity
@@ -103,12 +106,14 @@ def summarize(frame: pd.DataFrame, rows: int | None) -> dict:
     return {"rows": len(frame), "total_amount": round(float(frame["total_amount"].sum()), 2)}
 
 
+@metered
 @task(persist_result=True)
 def keep_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """Return the frame so Prefect persists it with whichever serializer `with_options` gives."""
     return frame
 
 
+@monitored
 @flow(name="lesson-compression")
 def compression_lesson(rows: int | None = None) -> dict[str, dict[str, float]]:
     """Persist the sample's trips (the first `rows`, if given) with every serializer; report bytes and seconds."""

@@ -40,6 +40,8 @@ from prefect_dask import get_dask_client
 from flows.runners import dask_task_runner
 from tasks import settings
 from tasks.lesson_report import publish_lesson_table
+from tasks.metrics import current_run_rows, metered
+from tasks.metrics_publish import monitored
 from tasks.pipeline import etl_month, run_month
 from tasks.plan import sample_plan
 from tasks.zones import load_zones
@@ -47,6 +49,7 @@ from tasks.zones import load_zones
 ARTIFACT_KEY = "lesson-dask"
 
 
+@metered
 @task(name="trips-per-borough", cache_policy=NO_CACHE)
 def trips_per_borough(paths: list[str]) -> dict[str, int]:
     """A dask.dataframe aggregation over the given trips files, computed on the flow's own Dask cluster."""
@@ -56,6 +59,7 @@ def trips_per_borough(paths: list[str]) -> dict[str, int]:
     return {str(borough): int(n) for borough, n in counts.items()}
 
 
+@monitored
 @flow(name="lesson-dask")
 def dask_months(
     service: str = "yellow",
@@ -79,10 +83,11 @@ def dask_months(
 def publish_dask_lesson(result: dict, engine: str) -> None:
     """The lesson's artifact, on the run a user started (the deployment's flow, not its Dask subflow)."""
     summaries = result["months"]
+    seconds = {row["month"]: row["wall_seconds"] for row in current_run_rows() if row["task"] == etl_month.name}
     publish_lesson_table(
         ARTIFACT_KEY,
         [
-            {k: s[k] for k in ("month", "rows_in", "rows_clean")} | {"seconds": s["step_seconds"]["month"]}
+            {k: s[k] for k in ("month", "rows_in", "rows_clean")} | {"seconds": seconds.get(s["month"])}
             for s in summaries
         ],
         f"{len(summaries)} month(s), {engine} engine, mapped over Dask in {result['seconds']:.2f} s; "
@@ -107,6 +112,7 @@ def run(address: str | None = None, n_workers: int = 2, **parameters) -> dict:
     return dask_months.with_options(task_runner=dask_task_runner(address, n_workers))(**parameters)
 
 
+@monitored
 @flow(name="lesson-dask-runner")
 def dask_lesson(
     address: str | None = None,

@@ -40,12 +40,15 @@ from prefect.cache_policies import NO_CACHE
 from tasks import settings
 from tasks.lesson_report import publish_lesson_table
 from tasks.measure import peak_rss_mb, run_child
+from tasks.metrics import metered
+from tasks.metrics_publish import monitored
 from tasks.months import Month
 from tasks.pipeline import etl_month, read_month_in_memory
 from tasks.plan import sample_plan
 from tasks.zones import ZoneTable, load_zones
 
 
+@metered
 @task(name="trips-in-memory", cache_policy=NO_CACHE)
 def trips_in_memory(source: str, service: str, month: Month, zones: ZoneTable, engine: str) -> pa.Table:
     """The month's clean trips, returned to the flow as an in-memory result (the same steps as `run_month`)."""
@@ -53,12 +56,14 @@ def trips_in_memory(source: str, service: str, month: Month, zones: ZoneTable, e
     return trips
 
 
+@metered
 @task(name="report-from-tables", cache_policy=NO_CACHE)
 def report_from_tables(tables: list[pa.Table]) -> list[dict]:
     frames = [pl.from_arrow(t.select(["pickup_date", "pu_borough"])) for t in tables]
     return borough_report(pl.concat(frames).lazy())
 
 
+@metered
 @task(name="report-from-paths", cache_policy=NO_CACHE)
 def report_from_paths(paths: list[str]) -> list[dict]:
     return borough_report(pl.scan_parquet(paths, storage_options=settings.polars_storage_options(paths[0]) or None))
@@ -85,6 +90,7 @@ def publish_variant(key: str, variant: str, months: int, report: list[dict], sta
     )
 
 
+@monitored
 @flow(name="lesson-disk-io-in-memory")
 def months_in_memory(
     service: str = "yellow",
@@ -100,6 +106,7 @@ def months_in_memory(
     return report
 
 
+@monitored
 @flow(name="lesson-disk-io-via-paths")
 def months_via_paths(
     service: str = "yellow",

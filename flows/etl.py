@@ -45,6 +45,8 @@ from prefect.states import Failed, State
 from blocks.limits import download_slot
 from flows.runners import MonthsOutcome, month_task_runner, one_month_per_worker, retry_month_if_transient
 from tasks import settings
+from tasks.metrics import current_run_rows
+from tasks.metrics_publish import monitored
 from tasks.months import Month
 from tasks.pipeline import etl_month
 from tasks.plan import plan_run
@@ -60,6 +62,7 @@ def scheduled_time() -> datetime:
     return scheduled.astimezone(ZoneInfo(NEW_YORK)).replace(tzinfo=None) if scheduled else datetime.now()
 
 
+@monitored
 @flow(name="taxi-etl-months")
 def etl_months(
     service: str, months: list[str], sources: list[str], root: str, engine: str, zones: str | None = None
@@ -103,6 +106,7 @@ def map_months(
     return PrefectFutureList(futures)
 
 
+@monitored(always_publish=True, month_events=True, prometheus=True)
 @flow(name="taxi_etl")
 def taxi_etl(
     service: Literal["yellow", "green"] = "yellow",
@@ -132,6 +136,10 @@ def taxi_etl(
     `.with_options(task_runner=...)`: the same flow code on threads or Dask, from the command line or a
     deployment's parameters. The subflow's state is this run's state: Failed, naming every failed month, when
     any month failed (the others stay written); the summary artifact is published either way.
+
+    Every task run is measured (`tasks/metrics.py`): when the run ends it publishes the `taxi-task-metrics`
+    artifact, a month event per month (`taxi.month.loaded`, `taxi.month.failed`, `taxi.quarantine.high`), and with
+    `TAXI_PUSHGATEWAY_URL` set pushes its metrics to Prometheus (`tasks/metrics_publish.py`).
     """
     logger = get_run_logger()
     started = time.perf_counter()
@@ -167,6 +175,7 @@ def taxi_etl(
             done.quarantined_by_reason,
         )
     summary.failure = "; ".join(outcome.failures)
+    summary.tasks = current_run_rows()
     summary.seconds = round(time.perf_counter() - started, 2)
     publish_summary(summary)
     if outcome.failures:

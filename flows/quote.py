@@ -36,6 +36,8 @@ from tasks import settings
 from tasks.extract import read_trip_file
 from tasks.lesson_report import publish_lesson_table
 from tasks.measure import Result, seconds
+from tasks.metrics import metered
+from tasks.metrics_publish import monitored
 from tasks.schema import normalize_table
 
 
@@ -46,30 +48,35 @@ def hourly_zone_records(frame: pd.DataFrame) -> list[dict]:
     return [{"zone": int(z), "hour": h.isoformat(), "trips": int(n)} for (z, h), n in counts.items()]
 
 
+@metered
 @task(cache_policy=NO_CACHE)
 def count_records(records: list[dict]) -> int:
     """A task whose argument is a large Python collection."""
     return len(records)
 
 
+@metered
 @task
 def count_rows_default_policy(frame: pd.DataFrame) -> int:
     """A task with Prefect's default cache policy: its key hashes every argument, frame included."""
     return len(frame)
 
 
+@metered
 @task(cache_policy=NO_CACHE)
 def count_rows_no_cache(frame: pd.DataFrame) -> int:
     """The same task without a cache policy: nothing hashes the frame."""
     return len(frame)
 
 
+@metered
 @task(cache_policy=NO_CACHE)
 def describe(value: object) -> str:
     """What the task actually received: shows what `quote` and `opaque` do to a future."""
     return type(value).__name__
 
 
+@metered
 @task(cache_policy=NO_CACHE)
 def load_sample(service: str = "yellow", month: str = settings.SAMPLE_MONTHS[0]) -> pd.DataFrame:
     source = settings.SAMPLE_SOURCE.format(service=service, month=month)
@@ -106,6 +113,7 @@ def measure_calls(frame: pd.DataFrame, repeat: int = 3) -> list[Result]:
 ARTIFACT_KEY = "lesson-quote"
 
 
+@monitored
 @flow(name="lesson-quote")
 def quote_lesson(rows: int | None = None) -> list[dict]:
     """Measure plain vs quoted calls on the sample (its first `rows`, if given), and show the edge `quote` drops."""

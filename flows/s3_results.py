@@ -41,6 +41,8 @@ from blocks.local_s3 import local_s3
 from blocks.register import credentials_from_env, save_blocks
 from tasks import settings
 from tasks.lesson_report import publish_lesson_table
+from tasks.metrics import metered
+from tasks.metrics_publish import monitored
 from tasks.months import Month
 from tasks.pipeline import read_month_in_memory
 from tasks.plan import sample_plan
@@ -54,6 +56,7 @@ ARTIFACT_KEY = "lesson-s3-results"
 # No `cache_policy` here on purpose: with `result_storage_key` set, Prefect keys the result by that template and
 # hashes no argument. Adding `cache_policy=NO_CACHE` would silently persist nothing (Prefect 3.8 computes no key).
 # `result_storage` is set per run from the flow's `bucket_block` parameter.
+@metered
 @task(
     persist_result=True,
     result_serializer=ParquetSerializer(),
@@ -65,6 +68,7 @@ def clean_trips(source: str, service: str, month: str) -> pa.Table:
     return trips
 
 
+@metered
 @task(
     persist_result=True,
     result_serializer="compressed/json",
@@ -77,6 +81,7 @@ def borough_counts(trips: list[pa.Table], service: str) -> dict[str, int]:
     return {row["pu_borough"] or "unknown": row["pu_borough_count"] for row in grouped}
 
 
+@monitored
 @flow(name="lesson-s3-results")
 def s3_results(
     service: str = "yellow",
@@ -168,6 +173,7 @@ def result_bucket() -> Iterator[str]:
             AwsCredentials.delete(name)
 
 
+@monitored
 @flow(name="lesson-s3")
 def s3_results_lesson(service: str = "yellow", months: list[str] | None = None) -> dict:
     """The whole lesson as one deployable flow: a live bucket block (or the run's own), results, one read back.

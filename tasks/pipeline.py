@@ -27,8 +27,10 @@ from prefect.cache_policies import NO_CACHE
 from tasks import rules, settings
 from tasks.engines import get_engine
 from tasks.engines.polars_month import stream_month
-from tasks.extract import read_trip_file
+from tasks.extract import read_trip_file, source_fingerprint
+from tasks.lake import filesystem_for
 from tasks.load import write_month
+from tasks.metrics import metered
 from tasks.months import Month
 from tasks.report import MonthSummary
 from tasks.schema import normalize_table
@@ -76,7 +78,6 @@ def _run_month(
 ) -> MonthSummary:
     get_engine(engine)  # an unknown engine fails before anything is read
     summary = MonthSummary(service=service, month=str(month), source=source)
-    started = time.perf_counter()
     if engine == "polars":
         summary.outputs, counts = stream_month(source, service, month, root, zones, write_lock)
         summary.rows_in, summary.rows_clean = counts.rows_in, counts.rows_clean
@@ -87,13 +88,24 @@ def _run_month(
             summary.outputs = write_month({"trips": trips, "quarantine": quarantine}, root, service, month)
         summary.rows_clean, summary.rows_quarantined = trips.num_rows, quarantine.num_rows
         summary.quarantined_by_reason = count_reasons(quarantine)
-    summary.step_seconds["month"] = round(time.perf_counter() - started, 3)
+    summary.bytes_read, summary.bytes_written = source_size(source), sum(map(file_size, summary.outputs.values()))
     summary.finished_at = time.time()
     return summary
 
 
+def source_size(source: str) -> int:
+    """The bytes of the month's source file (metadata only), for its metrics record."""
+    return int(source_fingerprint(source)["size"] or 0)
+
+
+def file_size(uri: str) -> int:
+    return int(filesystem_for(uri).size(uri) or 0)
+
+
 # Modules under tasks/ that cannot change a month's outputs; every other module's source is in `code_version`.
-OUTPUT_INDEPENDENT_MODULES = frozenset({"__init__.py", "lesson_report.py", "measure.py", "plan.py", "serializers.py"})
+OUTPUT_INDEPENDENT_MODULES = frozenset(
+    {"__init__.py", "lesson_report.py", "measure.py", "metrics.py", "metrics_publish.py", "plan.py", "serializers.py"}
+)
 TASKS_DIR = Path(__file__).resolve().parent
 
 
@@ -130,6 +142,7 @@ def output_version(zones: ZoneTable) -> dict[str, str]:
     return {"code": code_version(), "rules": rules_version(), "zones": zone_table_version(zones)}
 
 
+@metered
 @task(name="etl-month", cache_policy=NO_CACHE)
 def etl_month(source: str, service: str, month: Month, root: str, zones: ZoneTable, engine: str) -> MonthSummary:
     """A whole month as one task: small inputs (a path, a month), a small output (its summary).

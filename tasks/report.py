@@ -1,18 +1,20 @@
-"""Run summaries: what each month did (rows in, clean, quarantined by reason, step times) as an artifact.
+"""Run summaries: what each month did (rows in, clean, quarantined by reason, and what its task run cost) as an
+artifact.
 
-The summary is plain data (JSON-serializable dataclasses), so a flow can return it, the command line can print
-it, and a later monitoring report can read the same fields from run history.
+The summary is plain data (JSON-serializable dataclasses), so a flow can return it and the command line can print
+it. What each step cost (wall and CPU seconds, peak memory) is not timed here: it comes from the per-task metrics
+records (`tasks/metrics.py`), the same rows the `taxi-task-metrics` artifact and the monitoring read.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+
+from tasks.metrics import metered
 
 
 @dataclass
@@ -25,17 +27,9 @@ class MonthSummary:
     rows_quarantined: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
-    step_seconds: dict[str, float] = field(default_factory=dict)
+    bytes_read: int = 0  # the source file's size
+    bytes_written: int = 0  # the committed files' sizes
     finished_at: float = 0.0  # wall-clock time (epoch seconds) when the month was done: for throughput
-
-    @contextmanager
-    def timed(self, step: str) -> Iterator[None]:
-        """Record the wall time of one step (Prefect's own overhead for the task call included)."""
-        started = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.step_seconds[step] = round(time.perf_counter() - started, 3)
 
 
 @dataclass
@@ -48,6 +42,7 @@ class RunSummary:
     seconds: float = 0.0
     failure: str = ""  # "<service> <month>: <error>" for each failed month, joined by "; "
     latest: str = ""  # how `latest` was resolved, when it was asked for
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # the run's task metrics rows so far
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,15 +57,21 @@ def render_markdown(summary: RunSummary) -> str:
         f"Zone table: {summary.zones_origin}" + ("  " if summary.latest else ""),
         *([f"Month chosen: {summary.latest}"] if summary.latest else []),
         "",
-        "| month | rows in | clean | quarantined | by reason | step seconds |",
-        "|---|---:|---:|---:|---|---|",
+        "| month | rows in | clean | quarantined | by reason | seconds | CPU seconds | peak RSS MiB |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
     ]
+    costs = {(row["service"], row["month"]): row for row in summary.tasks if row["month"]}
     for month in summary.months:
         reasons = ", ".join(f"{reason} {count:,}" for reason, count in month.quarantined_by_reason.items()) or "-"
-        steps = ", ".join(f"{step} {seconds:.2f}" for step, seconds in month.step_seconds.items())
+        cost = costs.get((month.service, month.month))
+        spent = (
+            f"{cost['wall_seconds']:.2f} | {cost['cpu_seconds']:.2f} | {cost['peak_rss_bytes'] / 2**20:,.0f}"
+            if cost
+            else "- | - | -"
+        )
         lines.append(
             f"| {month.month} | {month.rows_in:,} | {month.rows_clean:,} | {month.rows_quarantined:,} "
-            f"| {reasons} | {steps} |"
+            f"| {reasons} | {spent} |"
         )
     if summary.failure:
         lines += ["", f"**Failed:** {summary.failure}. A failed month wrote nothing; the months above were written."]
@@ -78,6 +79,7 @@ def render_markdown(summary: RunSummary) -> str:
     return "\n".join(lines)
 
 
+@metered
 @task(name="publish-summary", task_run_name="publish-summary-{summary.service}")
 def publish_summary(summary: RunSummary) -> str:
     """Publish the run summary as a markdown artifact (shown on the flow run's Artifacts tab)."""

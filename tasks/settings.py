@@ -178,3 +178,25 @@ def aws_region() -> str:
 MART_NAME = "daily_pickup_zone"
 MART_CHART = PROJECT_ROOT / "reports" / "mart" / "daily-trips-by-borough.png"
 MART_DASK_WORKERS = 2  # a LocalCluster's workers; the mart task holds one while the dataframe runs on the others
+
+
+# Monitoring (tasks/metrics.py, tasks/metrics_publish.py, tasks/prometheus.py).
+# A month whose quarantined rows exceed this share of its rows in emits `taxi.quarantine.high`.
+QUARANTINE_ALERT_RATIO = 0.05
+
+
+def quarantine_alert_ratio() -> float:
+    """The quarantine share above which a month emits `taxi.quarantine.high`: `TAXI_QUARANTINE_ALERT_RATIO`, else
+    `QUARANTINE_ALERT_RATIO`."""
+    return float(os.environ.get("TAXI_QUARANTINE_ALERT_RATIO") or QUARANTINE_ALERT_RATIO)
+
+
+def pushgateway_url() -> str | None:
+    """A Prometheus Pushgateway (`http://host:port`) that each `taxi_etl` run pushes its metrics to, or None."""
+    return os.environ.get("TAXI_PUSHGATEWAY_URL") or None
+
+
+def task_metrics_enabled() -> bool:
+    """Whether `@metered` and `@monitored` attach their hooks: `TAXI_TASK_METRICS`, on unless `0`. Read when the
+    flows are imported (the hooks are part of the task and flow objects), so it holds for a whole process."""
+    return os.environ.get("TAXI_TASK_METRICS", "1") != "0"

@@ -22,6 +22,7 @@ import pyarrow.csv as pa_csv
 from prefect import task
 
 from tasks import settings
+from tasks.metrics import metered
 from tasks.run_log import step_logger
 
 ZONE_SCHEMA = pa.schema(
@@ -151,5 +152,6 @@ def load_zone_table(source: str | None = None) -> ZoneTable:
     return ZoneTable(read_zone_csv(path, source), f"file {source}")
 
 
-# The step as a task (tasks/__init__.py): a flow loads the table once, and every month reuses it.
-load_zones = task(name="load-zones", retries=0)(load_zone_table)
+# The step as a task (tasks/__init__.py): a flow loads the table once, and every month reuses it; metered like
+# every task run (tasks/metrics.py).
+load_zones = metered(task(name="load-zones", retries=0)(load_zone_table))
