@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import dask
 from prefect import Task, get_run_logger
@@ -42,9 +42,10 @@ def dask_task_runner(
     if address:
         return DaskTaskRunner(address=address)
     api_url = PREFECT_API_URL.value()
-    if api_url:
-        os.environ["PREFECT_API_URL"] = api_url  # worker processes read it from their environment
-    cluster = {"n_workers": n_workers, "threads_per_worker": 1, "processes": bool(api_url), "dashboard_address": None}
+    cluster: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1, "dashboard_address": None}
+    cluster["processes"] = bool(api_url)
+    if api_url:  # the worker processes' own environment (this process's is left alone): they report to the same API
+        cluster["env"] = {"PREFECT_API_URL": api_url}
     return DaskTaskRunner(cluster_kwargs={**cluster, **({"resources": resources} if resources else {})})
 
 
