@@ -30,6 +30,8 @@ What you see. Each run publishes the table artifact `lesson-caching` (per month:
 seconds, rows) and logs the same rows.
 
 Run it: `python -m flows.caching` (cold run, cached rerun, changed source, refresh; on a copy of the sample).
+
+Course page: `docs/lessons/caching.md` (`make docs` builds the site).
 """
 
 from __future__ import annotations

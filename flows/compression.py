@@ -31,6 +31,8 @@ What you see. Each run publishes the table artifact `lesson-compression` (bytes 
 read, per serializer) and logs the same rows.
 
 Run it: `python -m flows.compression` (on the committed sample; prints size and time per serializer).
+
+Course page: `docs/lessons/compression.md` (`make docs` builds the site).
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ worker) and logs it with the trips per pickup borough that dask.dataframe comput
 
 Run it: `python -m flows.dask_runner` (LocalCluster on the sample), or `make dask` then
 `python -m flows.dask_runner --address tcp://127.0.0.1:<port>` (the port `make dask` printed).
+
+Course page: `docs/lessons/dask.md` (`make docs` builds the site).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def trips_per_borough(paths: list[str]) -> dict[str, int]:
 
 
 @monitored
-@flow(name="lesson-dask")
+@flow(name="lesson-dask-months")
 def dask_months(
     service: str = "yellow",
     months: list[str] | None = None,
@@ -113,7 +115,7 @@ def run(address: str | None = None, n_workers: int = 2, **parameters) -> dict:
 
 
 @monitored
-@flow(name="lesson-dask-runner")
+@flow(name="lesson-dask")
 def dask_lesson(
     address: str | None = None,
     n_workers: int = 2,

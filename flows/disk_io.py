@@ -23,6 +23,8 @@ only compares between fresh processes (a process's high-water mark never goes do
 and the benchmark run them.
 
 Run it: `python -m flows.disk_io` (each variant in a fresh process on the sample; prints their peak memory).
+
+Course page: `docs/lessons/disk-io.md` (`make docs` builds the site).
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def months_in_memory(
 
 
 @monitored
-@flow(name="lesson-disk-io-via-paths")
+@flow(name="lesson-disk-io")
 def months_via_paths(
     service: str = "yellow",
     months: list[str] | None = None,

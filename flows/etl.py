@@ -25,6 +25,8 @@ Run it:
     python -m flows.etl --source ../shared/data/tlc/green_tripdata_2023-01.parquet
     python -m flows.etl --runner dask                     # the sample on a LocalCluster
     make dask && . .run/dask.env && python -m flows.etl   # the sample on an existing scheduler
+
+Course page: `docs/scale.md` (`make docs` builds the site).
 """
 
 from __future__ import annotations

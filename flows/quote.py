@@ -21,6 +21,8 @@ What you see. Each run publishes its measurements as the table artifact `lesson-
 baseline and optimized, and their ratio) and logs the same rows; `benchmarks/results.md` has them at full size.
 
 Run it: `python -m flows.quote` (on the committed sample; `rows` limits the frame; prints its measurements).
+
+Course page: `docs/lessons/quote.md` (`make docs` builds the site).
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ What you see. Each run publishes the table artifact `lesson-s3-results` (every o
 it holds) and logs the same rows.
 
 Run it: `python -m flows.s3_results` (prints the objects written and loads one back).
+
+Course page: `docs/lessons/s3-results.md` (`make docs` builds the site).
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ def borough_counts(trips: list[pa.Table], service: str) -> dict[str, int]:
 
 
 @monitored
-@flow(name="lesson-s3-results")
+@flow(name="lesson-s3-results-months")
 def s3_results(
     service: str = "yellow",
     months: list[str] | None = None,
@@ -174,7 +176,7 @@ def result_bucket() -> Iterator[str]:
 
 
 @monitored
-@flow(name="lesson-s3")
+@flow(name="lesson-s3-results")
 def s3_results_lesson(service: str = "yellow", months: list[str] | None = None) -> dict:
     """The whole lesson as one deployable flow: a live bucket block (or the run's own), results, one read back.
 

@@ -43,6 +43,13 @@ LESSON_PAGES = {
 }
 
 
+def test_each_lesson_module_links_its_page():
+    """From the code to the page: each lesson module's docstring names its course page, and the page exists."""
+    for module, page in LESSON_PAGES.items():
+        assert f"Course page: `docs/{page}.md`" in (PROJECT_ROOT / module).read_text(), module
+        assert (PROJECT_ROOT / "docs" / f"{page}.md").is_file(), page
+
+
 def load_file(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"docs_{path.stem}", path)
     assert spec and spec.loader
