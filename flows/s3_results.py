@@ -39,7 +39,6 @@ from prefect import flow, task
 from prefect.results import ResultStore
 from prefect_aws import AwsCredentials, S3Bucket
 
-from blocks.local_s3 import local_s3
 from blocks.register import credentials_from_env, save_blocks
 from tasks import settings
 from tasks.lesson_report import publish_lesson_table
@@ -165,6 +164,8 @@ def result_bucket() -> Iterator[str]:
     if registered_bucket_is_live():
         yield settings.S3_BUCKET_BLOCK
         return
+    from servers.local_s3 import local_s3  # moto: installed with the `local-s3` extra, needed only without S3
+
     with local_s3() if needs_local_s3() else nullcontext(credentials_from_env()) as credentials:
         name = f"lesson-s3-{uuid.uuid4().hex[:12]}"
         save_blocks(bucket_block=name, credentials_block=name, credentials=credentials)

@@ -96,9 +96,9 @@ def start_prefect(env: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def start_s3() -> dict[str, str]:
-    """A standing moto S3 server (see `blocks/local_s3.py`)."""
+    """A standing moto S3 server (see `servers/local_s3.py`)."""
     port = free_port()
-    spawn("s3", [sys.executable, "-m", "blocks.local_s3"], {"TAXI_S3_PORT": str(port)})
+    spawn("s3", [sys.executable, "-m", "servers.local_s3"], {"TAXI_S3_PORT": str(port)})
     wait_until(lambda: port_open(port), "moto S3")
     return {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",

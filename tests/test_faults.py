@@ -22,9 +22,9 @@ import s3fs
 from moto.core.authorization import enable_iam_authentication
 
 import flows.etl
-from blocks.local_s3 import start_moto
 from flows.etl import taxi_etl
 from flows.runners import retry_month_if_transient
+from servers.local_s3 import start_moto
 from tasks import settings
 from tasks.extract import SourceError, extract, read_trip_file
 from tasks.load import load

@@ -3,7 +3,7 @@
 `local_s3()` runs one inside this process for as long as the `with` block lasts and yields an `AwsCredentials`
 block for it (its endpoint and throwaway keys): whatever is built from that block (an `S3Bucket`, a client) talks
 to moto, and the process's environment, which other threads and later code read, is left as it was.
-`python -m blocks.local_s3` runs a standing one in the foreground (`make s3` starts it in the background through
+`python -m servers.local_s3` runs a standing one in the foreground (`make s3` starts it in the background through
 `python -m servers start s3`, which records its process id).
 """
 
@@ -54,7 +54,7 @@ def local_s3() -> Iterator[AwsCredentials]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(prog="python -m blocks.local_s3", description=__doc__.split("\n\n")[0]).parse_args(argv)
+    argparse.ArgumentParser(prog="python -m servers.local_s3", description=__doc__.split("\n\n")[0]).parse_args(argv)
     server, endpoint = start_moto(int(os.environ.get("TAXI_S3_PORT", "0")))
     print(f"moto S3 on {endpoint}", flush=True)
     stop = threading.Event()
