@@ -179,3 +179,18 @@ def test_report_names_the_slowed_step_as_bottleneck_and_flags_it(prefect_server,
 
         published = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["perf-report"])))
     assert any("Bottleneck: `etl-month`" in str(artifact.data) for artifact in published)
+
+
+def test_markdown_links_dask_reports_and_says_when_quarantine_figures_are_missing():
+    from tasks.perf_history import History
+    from tasks.perf_markdown import render_report
+
+    rows = [row("a", 0, "etl-month", 0, 5), row("a", 0, "publish-summary", 5, 0.2)]
+    links = {"dask-performance-report": "file:///tmp/dask-report.html", "dask-dashboard": "http://127.0.0.1:8787"}
+    history = History(rows=rows, links=links, runs=1)
+    markdown = render_report(history, step_stats(rows), [], "a", {"gantt": "gantt-latest.png"}, window=5, factor=1.5)
+    assert "Dask performance report: file:///tmp/dask-report.html" in markdown
+    assert "Dask dashboard: http://127.0.0.1:8787" in markdown
+    assert "![gantt](gantt-latest.png)" in markdown
+    assert "No run carried the `taxi-task-metrics` artifact" in markdown
+    assert "No finished run" in render_report(History(), [], [], "", {}, window=5, factor=1.5)
