@@ -31,17 +31,22 @@ def draw_gantt(rows: Sequence[TaskRunRow], path: Path) -> Path:
     colours = {step: plt.get_cmap("tab10")(index % 10) for index, step in enumerate(steps)}
     origin = min((row.run_started for row in rows), default=0.0)
     figure, axes = plt.subplots(figsize=(10, 1.2 + 0.6 * max(1, len(lanes))))
+    span = max([row.run_seconds for row in rows] + [row.ended - origin for row in rows] + [1.0])
     for row in rows:
         lane = lanes.index(row.lane)
         axes.barh(lane, max(row.seconds, 0.01), left=row.started - origin, color=colours[row.step], edgecolor="black")
-        axes.text(row.started - origin, lane, f" {row.task_run}", va="center", fontsize=7)
+        if row.seconds >= 0.15 * span:  # a name only where it fits; the legend names the short ones' steps
+            axes.text(row.started - origin, lane, f" {row.task_run}", va="center", fontsize=7)
+    # From 0 to the run's end: the gaps before, between and after task runs are the flow's own time.
+    axes.set_xlim(0, span * 1.02)
+    axes.axvline(rows[0].run_seconds if rows else span, color="grey", linestyle="--", label="flow run ended")
     axes.set_yticks(range(len(lanes)), lanes)
     axes.invert_yaxis()
     axes.set_xlabel("seconds since the flow run started")
     title = rows[0].flow_run_name if rows else "no task runs"
     axes.set_title(f"Task runs of {title}")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[step]) for step in steps]
-    axes.legend(handles, steps, loc="lower right", fontsize=7)
+    axes.legend([*handles, plt.Line2D([], [], color="grey", linestyle="--")], [*steps, "flow run ended"], fontsize=7)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

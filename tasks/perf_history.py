@@ -137,6 +137,15 @@ def step_stats(rows: Sequence[TaskRunRow]) -> list[StepStats]:
     return sorted(stats, key=lambda s: (s.latest_share, s.median_share), reverse=True)
 
 
+def untracked_share(rows: Sequence[TaskRunRow], flow_run_id: str) -> float:
+    """The share of a run's wall time during which none of its task runs ran: the flow's own work between tasks,
+    starting its subflow and task runner, and Prefect's orchestration. Large on small inputs, small on big ones."""
+    mine = [row for row in rows if row.flow_run_id == flow_run_id]
+    if not mine or mine[0].run_seconds <= 0:
+        return 0.0
+    return max(0.0, 1 - busy_seconds((row.started, row.ended) for row in mine) / mine[0].run_seconds)
+
+
 def bottleneck(stats: Sequence[StepStats]) -> str | None:
     """The step that took the largest share of the newest run's wall time: where shortening it shortens the run."""
     return stats[0].step if stats else None

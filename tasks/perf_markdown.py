@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tasks.perf_history import History, Regression, StepStats, quarantine_by_month
+from tasks.perf_history import History, Regression, StepStats, quarantine_by_month, untracked_share
 
 
 def render_report(
@@ -36,7 +36,8 @@ def render_report(
         ),
         "",
         "Share: the time at least one task run of the step was running, over the flow run's wall time (months",
-        "side by side count once).",
+        f"side by side count once). In the newest run, {untracked_share(history.rows, latest_run):.0%} of the wall "
+        "time was outside every task run: the flow's own code, starting the month subflow, orchestration.",
         "",
         f"## Regressions (a step over {factor:g}x its median of the previous {window} runs)",
         "",

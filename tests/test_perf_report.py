@@ -194,3 +194,10 @@ def test_markdown_links_dask_reports_and_says_when_quarantine_figures_are_missin
     assert "![gantt](gantt-latest.png)" in markdown
     assert "No run carried the `taxi-task-metrics` artifact" in markdown
     assert "No finished run" in render_report(History(), [], [], "", {}, window=5, factor=1.5)
+
+
+def test_untracked_share_is_the_wall_time_outside_every_task_run():
+    from tasks.perf_history import untracked_share
+
+    rows = [row("a", 0, "load-zones", 1, 1), row("a", 0, "etl-month", 2, 5), row("a", 0, "etl-month", 3, 5)]
+    assert untracked_share(rows, "a") == pytest.approx(0.3)  # busy 1..8 of 10 s
