@@ -16,6 +16,7 @@ The `perf-report` deployment runs it each time a `taxi_etl` flow run completes (
 
     python -m flows.perf_report --help
     source .run/prefect.env && python -m flows.perf_report --last-runs 10
+    python -m flows.perf_report --sample-runs 4 --last-runs 4   # a temporary server: 4 sample runs, then the report
 """
 
 from __future__ import annotations
@@ -220,11 +221,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output-dir", metavar="DIR", help=f"where to write (default: {PERF_REPORT_DIR})")
     parser.add_argument("--window", type=int, default=5, help="runs in the rolling median (default 5)")
     parser.add_argument("--factor", type=float, default=1.5, help="slower than this x the median flags (1.5)")
+    parser.add_argument(
+        "--sample-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first run taxi_etl N times on the committed sample (yellow, written under output/sample), so that "
+        "there is a history to report on: how reports/perf/ in the repository is made (default 0)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.sample_runs:
+        from flows.etl import taxi_etl
+
+        for _ in range(args.sample_runs):
+            taxi_etl(service="yellow")
     result = perf_report(args.flow_name, args.last_runs, args.output_dir, args.window, args.factor)
     print(f"{result['runs']} run(s) read; bottleneck: {result['bottleneck']}; report in {result['output_dir']}")
     return 0
