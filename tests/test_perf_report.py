@@ -161,9 +161,11 @@ def test_report_names_the_slowed_step_as_bottleneck_and_flags_it(prefect_server,
     result = perf_report(last_runs=4, output_dir=str(tmp_path / "report"))
 
     assert result["runs"] == 4 and result["latest_run"] == str(runs[-1])
-    assert result["bottleneck"] == "etl-month"
+    assert result["bottleneck"] == "etl-month", result["steps"]
     # Only the slowed step is asserted: on a busy machine another step may wobble past its median too.
-    (month,) = [r for r in result["regressions"] if r["flow_run_id"] == str(runs[-1]) and r["step"] == "etl-month"]
+    flagged = [r for r in result["regressions"] if r["flow_run_id"] == str(runs[-1]) and r["step"] == "etl-month"]
+    assert len(flagged) == 1, (result["regressions"], (tmp_path / "report" / "task-runs.csv").read_text())
+    month = flagged[0]
     assert month["seconds"] >= SLOW_MIRROR_SECONDS and month["ratio"] > 1.5
     report = (tmp_path / "report" / "perf-report.md").read_text()
     assert "**Bottleneck: `etl-month`**" in report
