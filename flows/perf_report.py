@@ -50,7 +50,16 @@ from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 
 from tasks import settings
 from tasks.perf_charts import draw_gantt, draw_trend
-from tasks.perf_history import History, TaskRunRow, assign_lanes, regressions, step_of, step_stats, step_trend
+from tasks.perf_history import (
+    History,
+    TaskRunRow,
+    assign_lanes,
+    bottleneck,
+    regressions,
+    step_of,
+    step_stats,
+    step_trend,
+)
 from tasks.perf_markdown import render_report
 
 METRICS_ARTIFACT = "taxi-task-metrics"  # the monitoring contract's per-run table (tasks/metrics.py)
@@ -176,7 +185,7 @@ def write_perf_report(history: History, output_dir: str, window: int, factor: fl
     return {
         "runs": history.runs,
         "latest_run": latest_run,
-        "bottleneck": stats[0].step if stats else None,
+        "bottleneck": bottleneck(stats),
         "steps": [asdict(s) for s in stats],
         "regressions": [asdict(r) for r in flagged],
         "output_dir": str(out),
