@@ -119,8 +119,8 @@ class SlowHandler(QuietHandler):
         pieces = 12
         size = -(-len(data) // pieces)
         for start in range(0, len(data), size):
+            time.sleep(SLOW_MIRROR_SECONDS / pieces)  # before each piece: the last byte leaves after every pause
             outputfile.write(data[start : start + size])
-            time.sleep(SLOW_MIRROR_SECONDS / pieces)
 
 
 @pytest.fixture
