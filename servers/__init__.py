@@ -160,7 +160,7 @@ _WORKER_HINTS = ("start a worker", "prefect worker start", "work pool:")
 
 def deploy_all(pool: str = WORK_POOL, cwd: Path = settings.PROJECT_ROOT) -> int:
     """Create the project's concurrency limits (`blocks/limits.py`) and the process work pool `pool` if they are
-    missing, then `prefect --no-prompt deploy --all` from `cwd`.
+    missing, then `prefect --no-prompt deploy --all` from `cwd`, then the automations (`blocks/automations.py`).
 
     Prefect's own output is passed through, less its repeated worker hints; returns the deploy's exit code.
     """
@@ -190,9 +190,14 @@ def deploy_all(pool: str = WORK_POOL, cwd: Path = settings.PROJECT_ROOT) -> int:
     kept = [line for line in deployed.stdout.splitlines() if not any(hint in line for hint in _WORKER_HINTS)]
     print(re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip())
     print(deployed.stderr, end="", file=sys.stderr)
-    if deployed.returncode == 0:
-        print(f"\nTo run these deployments, start a worker for {pool}: make worker")
-    return deployed.returncode
+    if deployed.returncode != 0:
+        return deployed.returncode
+    from blocks.automations import ensure_project_automations  # they name deployments: after the deploy
+
+    for name, done in ensure_project_automations().items():
+        print(f"automation {name}: {done}")
+    print(f"\nTo run these deployments, start a worker for {pool}: make worker")
+    return 0
 
 
 def _gone(pid: int, within: float = 3.0) -> bool:
