@@ -47,7 +47,11 @@ def quarantine_report_automation(perf_report_deployment_id: UUID) -> Automation:
             threshold=1,
             within=timedelta(0),
         ),
-        actions=[RunDeployment(source="selected", deployment_id=perf_report_deployment_id)],
+        actions=[
+            RunDeployment(
+                source="selected", deployment_id=perf_report_deployment_id, parameters=None, job_variables=None
+            )
+        ],
     )
 
 
