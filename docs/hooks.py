@@ -33,6 +33,8 @@ SOURCE_PACKAGES = ("flows", "tasks", "blocks")
 FIGURES = {
     "assets/benchmark-results.png": PROJECT_ROOT / "benchmarks" / "results.png",
     "assets/mart-daily-trips-by-borough.png": PROJECT_ROOT / "reports" / "mart" / "daily-trips-by-borough.png",
+    "assets/perf-gantt-latest.png": PROJECT_ROOT / "reports" / "perf" / "gantt-latest.png",
+    "assets/perf-trend.png": PROJECT_ROOT / "reports" / "perf" / "trend.png",
 }
 
 MACRO = re.compile(r"\{\{\s*([a-z_]+)\((.*?)\)\s*\}\}")

@@ -40,6 +40,7 @@ LESSON_PAGES = {
     "flows/compression.py": "lessons/compression",
     "flows/dask_runner.py": "lessons/dask",
     "flows/etl.py": "scale",
+    "flows/monitoring.py": "monitoring",
 }
 
 
