@@ -18,6 +18,7 @@ rests on them, and the section must fit a `make bench`.
 from __future__ import annotations
 
 import importlib
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -109,7 +110,8 @@ class Measure:
         self.year, self.big, self.workdir, self.cluster = year, big, workdir, cluster
 
     def __call__(self, job: Job) -> Run:
-        output = self.workdir / f"scale-out-{job.variant.replace(' ', '-').replace(',', '')}-{job.months}-{job.repeat}"
+        variant = re.sub(r"\W+", "-", job.variant).strip("-")
+        output = self.workdir / f"scale-out-{variant}-{job.months}-{job.repeat}"
         try:
             return self._run(job, str(output))
         finally:
