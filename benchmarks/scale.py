@@ -29,6 +29,7 @@ from pathlib import Path
 
 from distributed import Client
 from prefect.settings import PREFECT_API_URL
+from rich.console import Console
 
 from benchmarks.harness import Size
 from benchmarks.scale_rows import (
@@ -51,6 +52,7 @@ from tasks import settings
 from tasks.measure import Result, peak_rss_mib, run_child
 
 YEAR = 2024
+console = Console(stderr=True)  # a full section runs for minutes: say what each measurement gave
 CACHE_FROM_ROWS = 1_000_000  # months this large take seconds each to generate: keep them between runs
 
 
@@ -113,9 +115,14 @@ class Measure:
         variant = re.sub(r"\W+", "-", job.variant).strip("-")
         output = self.workdir / f"scale-out-{variant}-{job.months}-{job.repeat}"
         try:
-            return self._run(job, str(output))
+            run = self._run(job, str(output))
         finally:
             shutil.rmtree(output, ignore_errors=True)
+        peaks = ", ".join(f"{name} {peak:.0f}" for name, peak in run.peaks.items())
+        console.log(
+            f"  scale: {job.variant}, {job.months} month(s), round {job.repeat + 1}: {run.seconds:.3g} s; {peaks} MiB"
+        )
+        return run
 
     def _run(self, job: Job, output: str) -> Run:
         source, months = self.big if job.variant == BIG_MONTH else self.year
