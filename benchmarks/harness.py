@@ -30,6 +30,7 @@ class Size:
     serializer_rows: int
     repeats: int = 3
     concurrent_processes: int = 1  # memory measurements that may run side by side
+    scale_points: tuple[int, ...] = (1, 3, 6, 12)  # month counts of the scale section; the last one is "the year"
 
     @classmethod
     def full(cls) -> Size:
@@ -37,7 +38,14 @@ class Size:
 
     @classmethod
     def quick(cls) -> Size:
-        return cls(rows=20_000, disk_io_months=2, dask_months=2, serializer_rows=20_000, concurrent_processes=3)
+        return cls(
+            rows=20_000,
+            disk_io_months=2,
+            dask_months=2,
+            serializer_rows=20_000,
+            concurrent_processes=3,
+            scale_points=(1, 2),
+        )
 
 
 @contextmanager

@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks.scale_chart import SCALE_CHART, curve_rows
+
 OUT_DIR = Path(__file__).resolve().parent
 README = OUT_DIR.parent / "README.md"
 README_START, README_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
@@ -81,6 +83,8 @@ def render_markdown(document: dict) -> str:
     for result in results:
         if result["details"]:
             lines += ["", f"## `{result['name']}`: {result['metric']}", "", *details_table(result["details"])]
+    if curve_rows(document):
+        lines += ["", f"Scale: seconds and peak memory against months in [{SCALE_CHART}]({SCALE_CHART})."]
     notes = [f"- `{r['name']}`: {r['note']}" for r in results if r["note"]]
     return "\n".join([*lines, *([""] if notes else []), *notes]) + "\n"
 
@@ -105,6 +109,14 @@ def render_readme_block(document: dict) -> str:
             *(
                 f"| `{r['name']}` | `{r['lesson']}` | {r['ratio']:.2f}x | {r['target'] or '-'} | {MET[r['met']]} |"
                 for r in document["results"]
+            ),
+            *(
+                [
+                    "",
+                    f"Scale, seconds and peak memory against months: [{SCALE_CHART}](benchmarks/{SCALE_CHART}).",
+                ]
+                if curve_rows(document)
+                else []
             ),
             README_END,
         ]

@@ -25,10 +25,13 @@ from rich.console import Console
 
 from benchmarks import cases, harness
 from benchmarks.report import update_readme, write_chart, write_markdown
+from benchmarks.scale import scale_case
+from benchmarks.scale_chart import SCALE_CHART, write_scale_chart
 from tasks.measure import Result
 
 OUT_DIR = Path(__file__).resolve().parent
 console = Console(stderr=True)
+CASES = [*cases.CASES, ("scale", scale_case)]  # scale last: it has the machine to itself for minutes
 
 
 def machine() -> dict:
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny months: checks the machinery (figures mean little)")
     parser.add_argument("--rows", type=int, help="rows per month (default 3,000,000; --quick 20,000)")
     parser.add_argument("--repeats", type=int, help="times each variant is measured (default 3, the minimum)")
-    names = [name for name, _ in cases.CASES]
+    names = [name for name, _ in CASES]
     parser.add_argument("--only", action="append", choices=names, help="run only this case (repeatable)")
     parser.add_argument("--out", type=Path, default=OUT_DIR, help="where to write results.json/.md/.png")
     args = parser.parse_args(argv)
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     try:
         with harness.prefect_server(workdir):
-            for name, run_case in cases.CASES:
+            for name, run_case in CASES:
                 if args.only and name not in args.only:
                     continue
                 console.log(f"[bold]{name}[/]: running")
@@ -87,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
     write_markdown(document, args.out / "results.md")
     write_chart(document, args.out / "results.png")
+    charts = "results.png" + (f", {SCALE_CHART}" if write_scale_chart(document, args.out / SCALE_CHART) else "")
     if not args.quick and not args.only and args.out == OUT_DIR:
         update_readme(document, OUT_DIR.parent / "README.md")
-    console.log(f"wrote {args.out}/results.json, results.md, results.png in {document['seconds']} s")
+    console.log(f"wrote {args.out}/results.json, results.md, {charts} in {document['seconds']} s")
     return 0
 
 
