@@ -133,6 +133,7 @@ def end_to_end_runs(clone: Path, out: Path) -> dict[str, list[str]]:
         "lesson-caching/lesson-caching": [f"output={out / 'caching'}"],
         "lesson-compression/lesson-compression": ["rows=2000"],
         "lesson-dask/lesson-dask": [f"output={out / 'dask'}"],
+        "lesson-monitoring/lesson-monitoring": [],
         "taxi-mart/taxi-mart": [f"lake={out / 'mart-lake'}", "engine=polars"],  # built before the runs start
         "benchmark/benchmark": ["quick=true", "rows=5000", 'only=["quote", "serializer"]'],
     }
@@ -287,6 +288,12 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
     assert list((out / "disk-io").rglob("part-0.parquet")) and list((out / "dask").rglob("part-0.parquet"))
     latest_partition = f"trips/service=yellow/year={latest_month.year}/month={latest_month.month:02d}/part-0.parquet"
     assert (scheduled_out / latest_partition).exists(), sorted(scheduled_out.rglob("*.parquet"))
+    # perf-report is the one deployment not run by hand: its trigger runs it after each completed taxi_etl run
+    # (tests/test_automations.py waits for such a run to complete; here it is enough that the trigger fired).
+    perf_report = api_get(api, "/deployments/name/perf-report/perf-report")
+    assert flow_runs_of(api, perf_report["id"]), "no perf-report run: its trigger did not fire"
+    run_by_hand = {name.split("/")[1] for name in end_to_end_runs(clone, out)}
+    assert run_by_hand | {"perf-report"} == {d["name"] for d in deployments(ROOT / "prefect.yaml")}
 
 
 def api_post(api: str, path: str, body: dict | list) -> dict | list:
