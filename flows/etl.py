@@ -45,7 +45,13 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 
 from blocks.limits import download_slot
-from flows.runners import MonthsOutcome, month_task_runner, one_month_per_worker, retry_month_if_transient
+from flows.runners import (
+    MonthsOutcome,
+    month_task_runner,
+    one_month_per_worker,
+    publish_dask_links,
+    retry_month_if_transient,
+)
 from tasks import settings
 from tasks.metrics import current_run_rows
 from tasks.metrics_publish import monitored
@@ -74,6 +80,7 @@ def etl_months(
     Waits for every month: a month that failed (its task run logged the traceback) is reported by name and error
     in the outcome, and the months that succeeded stay written.
     """
+    publish_dask_links()
     zone_table = load_zones(zones)
     chosen = [Month.parse(month) for month in months]
     outcome = MonthsOutcome(zones_origin=zone_table.origin)

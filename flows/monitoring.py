@@ -45,6 +45,7 @@ from uuid import UUID
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+from prefect.events.schemas.events import ReceivedEvent
 
 from flows.etl import taxi_etl
 from flows.perf_report import read_history
@@ -58,18 +59,27 @@ MONTH_EVENTS = ["taxi.month.loaded", "taxi.month.failed", "taxi.quarantine.high"
 EVENT_WAIT_SECONDS = 30  # the server stores events in batches, a moment after they are sent
 
 
-def month_events_of(flow_run_id: UUID, expected: int) -> list[dict[str, Any]]:
-    """The month events related to a flow run, read back from the server (waiting until `expected` are stored)."""
-    deadline = time.monotonic() + EVENT_WAIT_SECONDS
+def run_events(
+    flow_run_id: UUID | str, names: list[str], expected: int, wait_seconds: float = EVENT_WAIT_SECONDS
+) -> list[ReceivedEvent]:
+    """The events named `names` related to a flow run, read back from the server, once `expected` of them are
+    stored or `wait_seconds` have passed (the server stores events in batches, a moment after they are sent)."""
+    deadline = time.monotonic() + wait_seconds
     while True:
         event_filter = EventFilter(  # built each time: its time window ends when it is built
-            event=EventNameFilter(name=MONTH_EVENTS), related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"])
+            event=EventNameFilter(name=names), related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"])
         )
         with get_client(sync_client=True) as client:
             events = client.read_events(filter=event_filter, limit=50).events
         if len(events) >= expected or time.monotonic() > deadline:
-            return [{"event": event.event, "resource": event.resource.id, **event.payload} for event in events]
+            return events
         time.sleep(0.5)
+
+
+def month_events_of(flow_run_id: UUID, expected: int) -> list[dict[str, Any]]:
+    """The month events of a `taxi_etl` run, as plain rows: event name, resource and payload."""
+    events = run_events(flow_run_id, MONTH_EVENTS, expected)
+    return [{"event": event.event, "resource": event.resource.id, **event.payload} for event in events]
 
 
 @monitored

@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import dask
 from prefect import Task, get_run_logger
+from prefect.artifacts import create_link_artifact
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import FlowRunContext
 from prefect.settings import PREFECT_API_URL
@@ -20,6 +22,7 @@ from prefect.states import State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
+from tasks import settings
 from tasks.report import MonthSummary
 from tasks.retries import retry_if_transient
 
@@ -34,25 +37,35 @@ def month_threads() -> int:
 
 
 def dask_task_runner(
-    address: str | None = None, n_workers: int = LOCAL_CLUSTER_WORKERS, resources: dict[str, float] | None = None
+    address: str | None = None,
+    n_workers: int = LOCAL_CLUSTER_WORKERS,
+    resources: dict[str, float] | None = None,
+    performance_report_path: str | None = None,
 ) -> DaskTaskRunner:
     """A runner for an existing scheduler at `address`, or a LocalCluster of `n_workers` single-threaded workers
     declaring `resources` (worker processes only when a Prefect API URL is set: without one, every worker process
-    would start its own temporary Prefect server)."""
+    would start its own temporary Prefect server). With `performance_report_path`, Dask writes its performance
+    report of everything the runner ran there (an HTML file: task stream, worker profiles, bandwidth) when the run
+    ends; a LocalCluster then also serves its dashboard on a free loopback port, whose link Prefect logs."""
     if address:
-        return DaskTaskRunner(address=address)
+        return DaskTaskRunner(address=address, performance_report_path=performance_report_path)
     api_url = PREFECT_API_URL.value()
-    cluster: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1, "dashboard_address": None}
+    dashboard = "127.0.0.1:0" if performance_report_path else None
+    cluster: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": 1, "dashboard_address": dashboard}
     cluster["processes"] = bool(api_url)
     if api_url:  # the worker processes' own environment (this process's is left alone): they report to the same API
         cluster["env"] = {"PREFECT_API_URL": api_url}
-    return DaskTaskRunner(cluster_kwargs={**cluster, **({"resources": resources} if resources else {})})
+    return DaskTaskRunner(
+        cluster_kwargs={**cluster, **({"resources": resources} if resources else {})},
+        performance_report_path=performance_report_path,
+    )
 
 
 def month_task_runner(runner: Runner = "threads", dask_address: str | None = None) -> TaskRunner:
     """The task runner the months are mapped over: an existing Dask scheduler, a LocalCluster, or threads."""
     if dask_address or runner == "dask":
-        return dask_task_runner(dask_address, resources={MONTH_RESOURCE: 1})
+        report = settings.dask_performance_report_path()
+        return dask_task_runner(dask_address, resources={MONTH_RESOURCE: 1}, performance_report_path=report)
     if runner != "threads":
         raise ValueError(f"runner must be 'threads' or 'dask', not {runner!r}")
     return ThreadPoolTaskRunner(max_workers=month_threads())
@@ -75,6 +88,21 @@ def one_month_per_worker() -> AbstractContextManager:
         )
         return nullcontext()
     return dask.annotate(resources={MONTH_RESOURCE: 1})
+
+
+def publish_dask_links() -> None:
+    """On a Dask runner, link Dask's dashboard and its performance report from this flow run (link artifacts
+    `dask-dashboard` and `dask-performance-report`, which `perf-report` links in turn) and log them."""
+    runner = FlowRunContext.get().task_runner
+    if not isinstance(runner, DaskTaskRunner):
+        return
+    links = {"dask-dashboard": runner.client.dashboard_link}
+    if runner.performance_report_path:
+        links["dask-performance-report"] = Path(runner.performance_report_path).resolve().as_uri()
+    for key, link in links.items():
+        if link:
+            create_link_artifact(link=link, key=key, description=f"{key.replace('-', ' ')} of this run's months")
+            get_run_logger().info("%s: %s", key, link)
 
 
 def retry_month_if_transient(task: Task, task_run: TaskRun, state: State) -> bool:

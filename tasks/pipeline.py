@@ -104,7 +104,7 @@ def file_size(uri: str) -> int:
 
 # Modules under tasks/ that cannot change a month's outputs; every other module's source is in `code_version`.
 OUTPUT_INDEPENDENT_MODULES = frozenset(
-    {"__init__.py", "lesson_report.py", "measure.py", "plan.py", "serializers.py", "run_log.py"}
+    {"__init__.py", "lesson_report.py", "plan.py", "serializers.py", "run_log.py"}
     | {"metrics.py", "metrics_publish.py", "prometheus.py", "perf_history.py"}  # monitoring reads runs, never rows
 )
 TASKS_DIR = Path(__file__).resolve().parent

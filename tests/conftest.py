@@ -19,6 +19,7 @@ os.environ["PREFECT_LOCAL_STORAGE_PATH"] = str(Path(_PREFECT_HOME) / "storage")
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(Path(_PREFECT_HOME) / "storage")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["PREFECT_LOGGING_TO_API_BATCH_INTERVAL"] = "0.3"
+os.environ["TAXI_DASK_PERFORMANCE_REPORT"] = str(Path(_PREFECT_HOME) / "dask" / "performance-report.html")
 
 import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402

@@ -13,6 +13,7 @@ from collections import Counter
 import pytest
 
 from benchmarks import scale_rows
+from benchmarks.measure import Result, interleaved_timings
 from benchmarks.report import (
     README_END,
     README_START,
@@ -23,7 +24,6 @@ from benchmarks.report import (
 )
 from benchmarks.scale_chart import SCALE_CHART
 from tasks import settings
-from tasks.measure import Result, interleaved_timings
 
 BENCHMARKS = settings.PROJECT_ROOT / "benchmarks"
 SCALE_ROWS = {"year_wall", "year_linearity", "year_peak_rss", "month_peak_rss_growth", "dask_year"}

@@ -13,9 +13,9 @@ import pytest
 from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
-from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
 
 from flows.etl import taxi_etl
+from flows.monitoring import run_events as events_of
 from tasks import settings
 from tasks.metrics import metered
 from tasks.metrics_publish import ARTIFACT_KEY, monitored
@@ -57,21 +57,6 @@ def artifact_rows(flow_run_id) -> list[dict]:
     assert len(artifacts) == 1, f"expected one {ARTIFACT_KEY} artifact on the run, found {len(artifacts)}"
     data = artifacts[0].data
     return json.loads(data) if isinstance(data, str) else data
-
-
-def events_of(flow_run_id, names: list[str], expected: int, wait_seconds: float = 60) -> list:
-    """The events named `names` related to the flow run, once the server has stored `expected` of them (the server
-    persists events in batches, a moment after they are sent)."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        event_filter = EventFilter(  # built each time: its time window ends when it is built
-            event=EventNameFilter(name=names), related=EventRelatedFilter(id=[f"prefect.flow-run.{flow_run_id}"])
-        )
-        with get_client(sync_client=True) as client:
-            events = client.read_events(filter=event_filter, limit=50).events
-        if len(events) >= expected or time.monotonic() > deadline:
-            return events
-        time.sleep(0.5)
 
 
 def month_rows(rows: list[dict]) -> dict[str, dict]:

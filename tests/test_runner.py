@@ -65,11 +65,18 @@ def test_threads_by_default_a_task_run_per_month(tmp_path):
     assert all(run.state.is_completed() and run.run_count == 1 for run in runs.values())
 
 
-def test_on_a_dask_local_cluster(tmp_path):
+def test_on_a_dask_local_cluster(tmp_path, monkeypatch):
+    report = tmp_path / "dask-report.html"
+    monkeypatch.setenv("TAXI_DASK_PERFORMANCE_REPORT", str(report))
     state = taxi_etl(service="green", output=str(tmp_path), runner="dask", return_state=True)
     assert state.is_completed(), state.message
     assert_every_sample_month_written(state.result(), tmp_path)
     assert sorted(month_runs(state)) == [f"month-green-{m}" for m in SAMPLE_MONTHS]
+    # Dask's performance report of the months, and the links the perf-report follows: the report file's and the
+    # dashboard's (a LocalCluster serves one on a free loopback port while the run lasts)
+    assert "Dask Performance Report" in report.read_text()
+    assert f"({report.resolve().as_uri()})" in Artifact.get("dask-performance-report").data
+    assert "(http://127.0.0.1:" in Artifact.get("dask-dashboard").data
 
 
 def test_one_month_at_a_time_per_dask_worker(tmp_path):

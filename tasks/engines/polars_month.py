@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from tasks.commit import commit_version, staged_version
 from tasks.engines.polars_engine import distinct_hours
-from tasks.engines.polars_plan import held_by_name, month_plans, months_held, scan_month
+from tasks.engines.polars_plan import held_by_name, month_plans, months_held, read_one_row_group_ahead, scan_month
 from tasks.lake import filesystem_for
 from tasks.months import Month
 from tasks.rules import check_row_invariant
@@ -94,6 +94,7 @@ def stream_month(
     Raises `WrongMonthError` (nothing staged), `ServiceMismatchError`/`SchemaError`/`SourceError` before
     anything is written; a failure while writing removes the staged version, leaving the month as it was.
     """
+    read_one_row_group_ahead()
     frame, rows_in = scan_month(source, service)
     held, hours = pl.collect_all([months_held(frame), distinct_hours(frame)], engine="streaming")
     check_months_held(held_by_name(held), month)
