@@ -41,7 +41,7 @@ def monitoring_overhead_case(size: Size, workdir: Path) -> list[Result]:
         samples["with"],
         samples["without"],
         size.rows,
-        lesson="tasks/metrics.py",
+        lesson="flows/monitoring.py",  # lesson 7 teaches the mechanism this row measures
         target=f"with metrics <= {TARGET_RATIO:g}x without",
         details=[hook_cost(size.repeats)],
     )
