@@ -40,6 +40,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import MissingResult
 from prefect.futures import PrefectFutureList
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
@@ -86,12 +87,22 @@ def etl_months(
     outcome = MonthsOutcome(zones_origin=zone_table.origin)
     for month, future in zip(chosen, map_months(sources, service, chosen, root, zone_table, engine), strict=True):
         future.wait()
-        if future.state.is_completed():
-            outcome.done.append(future.state.result())
+        state = future.state
+        if state.is_completed():
+            outcome.done.append(state.result())
         else:
-            error = future.state.result(raise_on_failure=False)
-            outcome.failures.append(f"{service} {month}: {type(error).__name__}: {error}")
+            outcome.failures.append(f"{service} {month}: {failure_reason(state)}")
     return outcome
+
+
+def failure_reason(state: State) -> str:
+    """`ErrorType: message` of a failed month. Its exception is normally in the state; on a busy machine the state
+    was seen read back from the API without it (`MissingResult`), and then the state's own message says the same."""
+    try:
+        error = state.result(raise_on_failure=False)
+    except MissingResult:
+        return state.message or "failed"
+    return f"{type(error).__name__}: {error}"
 
 
 def map_months(
