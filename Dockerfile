@@ -27,6 +27,7 @@ COPY blocks blocks
 COPY data data
 COPY servers servers
 COPY benchmarks benchmarks
+COPY tools tools
 RUN uv pip install --system --no-cache --no-deps --editable .
 
 RUN useradd --create-home --uid 1000 taxi && chown -R taxi /opt/nyc-taxi-prefect
