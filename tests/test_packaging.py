@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 PROJECT_NAME = PYPROJECT["project"]["name"]
-LOCAL_PACKAGES = {"flows", "tasks", "blocks", "servers", "data", "benchmarks", "tests", "docs"}
+LOCAL_PACKAGES = {"flows", "tasks", "blocks", "servers", "data", "benchmarks", "tools", "tests", "docs"}
 RUNTIME_PACKAGES = ("flows", "tasks", "blocks", "servers", "data", "benchmarks")
 
 
