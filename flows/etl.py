@@ -155,7 +155,9 @@ def taxi_etl(
     runner from `runner` and `dask_address` and runs the month-mapping subflow `taxi-etl-months` with
     `.with_options(task_runner=...)`: the same flow code on threads or Dask, from the command line or a
     deployment's parameters. The subflow's state is this run's state: Failed, naming every failed month, when
-    any month failed (the others stay written); the summary artifact is published either way.
+    any month failed (the others stay written); the summary artifact is published either way. The parent takes
+    the subflow's return value, not its state: the engine hands back the value it holds, while a returned state
+    can be the server's copy without its data (a busy server's answer to a retried request: `MissingResult`).
 
     Every task run is measured (`tasks/metrics.py`): when the run ends it publishes the `taxi-task-metrics`
     artifact, a month event per month (`taxi.month.loaded`, `taxi.month.failed`, `taxi.quarantine.high`), and with
@@ -168,18 +170,17 @@ def taxi_etl(
     for month, month_source in plan.months:
         logger.info("%s %s: reading %s", service, month, month_source)
     months_flow = etl_months.with_options(task_runner=month_task_runner(runner, dask_address))
-    state = months_flow(
-        service,
-        [str(month) for month, _ in plan.months],
-        [month_source for _, month_source in plan.months],
-        root,
-        engine,
-        zones,
-        return_state=True,
-    )
-    if state.is_failed():  # the months could not even be started (the zone table, the cluster)
-        return Failed(message=state.message)
-    outcome: MonthsOutcome = state.result()
+    try:
+        outcome = months_flow(
+            service,
+            [str(month) for month, _ in plan.months],
+            [month_source for _, month_source in plan.months],
+            root,
+            engine,
+            zones,
+        )
+    except Exception as error:  # the months could not even start: the zone table, the cluster
+        return Failed(message=f"{service}: the months could not start: {type(error).__name__}: {error}")
     summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=outcome.zones_origin)
     if plan.latest:
         summary.latest = plan.latest.describe()
@@ -291,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
         if not state.is_completed():
             print(f"error: {state.message}", file=sys.stderr)
             return 1
-        summary = state.result()
+        try:
+            summary = state.result()
+        except MissingResult:  # completed, but its state came back from a busy server without the value
+            print(f"{service}: completed; its summary is the run's artifact taxi-etl-{service}")
+            continue
         print(render_markdown(RunSummary(**{**summary, "months": [MonthSummary(**m) for m in summary["months"]]})))
     return 0
 

@@ -1,19 +1,57 @@
-"""Reading a `taxi_etl` run back from the Prefect API, for the tests that check what the UI shows."""
+"""Reading a `taxi_etl` run back from the Prefect API, for the tests that check what the UI shows.
+
+The server writes task runs and logs from events and batches a moment after the flow returned, so each reader
+waits (`tests.polling.eventually`) until what it reads has settled.
+"""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.client.schemas.objects import TaskRun
+from prefect.events.worker import EventsWorker
+
+from tests.polling import eventually
 
 
-def task_runs_of(state) -> list[TaskRun]:
-    """The task runs of a `taxi_etl` run: its own and those of its month-mapping subflow."""
-    parent = state.state_details.flow_run_id
+def run_ids_of(flow_run_id: UUID) -> list[UUID]:
+    """A `taxi_etl` run and its month-mapping subflow."""
     with get_client(sync_client=True) as client:
         children = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent]))
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
         )
-        return client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[parent, *(run.id for run in children)]))
-        )
+    return [flow_run_id, *(run.id for run in children)]
+
+
+def task_runs_of(state, timeout: float = 120) -> list[TaskRun]:
+    """The task runs of a `taxi_etl` run (its own and its subflow's), once the server has recorded each one's
+    final state: this process's events are sent first, then the server's task-run recorder is waited for."""
+    EventsWorker.drain_all()
+
+    def settled() -> list[TaskRun]:
+        run_ids = run_ids_of(state.state_details.flow_run_id)
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+        return runs if runs and all(run.state and run.state.is_final() for run in runs) else []
+
+    return eventually(settled, "every task run of the flow run recorded in a final state", timeout)
+
+
+def log_messages_of(flow_run_id: UUID, until: str, timeout: float = 60) -> list[str]:
+    """The log messages of a `taxi_etl` run and its subflow as the server stored them, once `until` is among them."""
+
+    def messages() -> list[str]:
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids_of(flow_run_id))))
+        found = [log.message for log in logs]
+        return found if any(until in message for message in found) else []
+
+    return eventually(messages, f"a log message with {until!r}", timeout)

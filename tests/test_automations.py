@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,8 @@ import pytest
 import servers
 from blocks.automations import QUARANTINE_AUTOMATION
 from tasks import settings
-from tests.test_deployments import api_get, api_post, fresh_copy
+from tests.polling import eventually
+from tests.test_deployments import FINAL_STATE_TYPES, api_get, api_post, fresh_copy
 
 BIN = Path(sys.executable).parent
 TRIGGER_NAME = "perf-report-after-taxi-etl"  # prefect.yaml, perf-report's trigger
@@ -64,18 +64,9 @@ def perf_report_runs(api: str, created_by: str) -> list[dict]:
     return [r for r in runs if (r.get("created_by") or {}).get("display_value") == created_by]
 
 
-def wait_for(what: str, found, timeout: float = 300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := found():
-            return result
-        time.sleep(2)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
-
-
 def finished(api: str, run_id: str) -> dict | None:
     state = api_get(api, f"/flow_runs/{run_id}")["state"]
-    return state if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
+    return state if state["type"] in FINAL_STATE_TYPES else None
 
 
 def test_automations_need_the_deployment_and_are_created_once(monitored_server):
@@ -104,8 +95,8 @@ def test_a_completed_taxi_etl_run_triggers_the_perf_report(monitored_server, tmp
         timeout=600,
     )
     assert etl.returncode == 0, etl.stdout[-3000:] + etl.stderr[-3000:]
-    (run,) = wait_for("a perf-report run created by the trigger", lambda: perf_report_runs(api, TRIGGER_NAME))
-    state = wait_for("the triggered perf-report run to finish", lambda: finished(api, run["id"]), timeout=600)
+    (run,) = eventually(lambda: perf_report_runs(api, TRIGGER_NAME), "a perf-report run created by the trigger", 300, 2)
+    state = eventually(lambda: finished(api, run["id"]), "the triggered perf-report run to finish", 600, 2)
     assert state["type"] == "COMPLETED", state.get("message")
     report = (clone / "reports" / "perf" / "perf-report.md").read_text()
     assert "Performance of the last 1 run(s)" in report and "**Bottleneck: `etl-month`**" in report
@@ -125,6 +116,6 @@ def test_a_quarantine_high_event_runs_the_perf_report(monitored_server):
     emitted = subprocess.run([sys.executable, "-c", emit], cwd=clone, env=env, capture_output=True, text=True)
     assert emitted.returncode == 0, emitted.stderr[-3000:]
     created = lambda: perf_report_runs(api, QUARANTINE_AUTOMATION)  # noqa: E731
-    (run,) = wait_for("a perf-report run created by the automation", created)
-    state = wait_for("the perf-report run to finish", lambda: finished(api, run["id"]), timeout=600)
+    (run,) = eventually(created, "a perf-report run created by the automation", 300, 2)
+    state = eventually(lambda: finished(api, run["id"]), "the perf-report run to finish", 600, 2)
     assert state["type"] == "COMPLETED", state.get("message")

@@ -103,20 +103,28 @@ def check_document(document: dict) -> None:
     assert starts and all(0 < start["min"] <= start["median"] <= start["max"] for start in starts), dask["details"]
 
 
-def test_quick_benchmark_writes_consistent_results(tmp_path):
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One `python -m benchmarks.run --quick`, every section on tiny months (the scale section's real processes and
+    two-worker Dask cluster included): the machinery end to end, shared by the tests that read what it wrote."""
+    out = tmp_path_factory.mktemp("quick-bench")
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    document = json.loads((tmp_path / "results.json").read_text())
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_quick_benchmark_writes_consistent_results(quick_run, tmp_path):
+    out, document = quick_run
     assert document["quick"] and document["rows_per_month"] > 0
     check_document(document)
-    assert (tmp_path / "results.md").read_text() == render_markdown(document)
-    assert (tmp_path / "results.png").read_bytes().startswith(b"\x89PNG")
+    assert (out / "results.md").read_text() == render_markdown(document)
+    assert (out / "results.png").read_bytes().startswith(b"\x89PNG")
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{README_START}\nold\n{README_END}\nrest\n")
     assert update_readme(document, readme)
@@ -234,22 +242,14 @@ def check_scale_section(document: dict) -> None:
     assert starts and all(start["min"] > 0 for start in starts), dask["details"]
 
 
-def test_quick_scale_section_measures_every_runner(tmp_path):
-    """The scale section alone, on tiny months: real processes, a real two-worker Dask cluster, the chart."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--only", "scale", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    document = json.loads((tmp_path / "results.json").read_text())
+def test_quick_scale_section_measures_every_runner(quick_run):
+    """The scale section on tiny months: real processes, a real two-worker Dask cluster, the chart."""
+    out, document = quick_run
     check_rows(document["results"])
     check_scale_section(document)
-    markdown = (tmp_path / "results.md").read_text()
-    assert markdown == render_markdown(document) and f"]({SCALE_CHART})" in markdown
-    assert (tmp_path / SCALE_CHART).read_bytes().startswith(b"\x89PNG")
+    markdown = (out / "results.md").read_text()
+    assert f"]({SCALE_CHART})" in markdown
+    assert (out / SCALE_CHART).read_bytes().startswith(b"\x89PNG")
     assert f"(benchmarks/{SCALE_CHART})" in render_readme_block(document)
 
 

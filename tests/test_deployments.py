@@ -27,6 +27,9 @@ from flows.mart import build_sample_lake
 from tasks import settings
 from tasks.months import Month, latest_published
 from tasks.schema import NEW_YORK
+from tests.polling import eventually
+
+FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 ROOT = settings.PROJECT_ROOT
 PREFECT_FILES = [ROOT / "prefect.yaml", *sorted((ROOT / "deploy").glob("prefect-*.yaml"))]
@@ -240,11 +243,8 @@ def test_monthly_schedules_create_runs_on_the_server(prefect_deployment_server, 
     new_york = ZoneInfo("America/New_York")
     for name in ("etl-yellow", "etl-green"):
         deployment = api_get(api, f"/deployments/name/taxi_etl/{name}")
-        deadline, runs = time.monotonic() + 120, []
-        while not runs and time.monotonic() < deadline:
-            runs = scheduled_runs(api, deployment["id"])
-            time.sleep(1)
-        assert runs, f"{name}: the server created no scheduled run within 120 s"
+        created = lambda deployment_id=deployment["id"]: scheduled_runs(api, deployment_id)  # noqa: E731
+        runs = eventually(created, f"{name}: a run the scheduler created", 120, 1)
         for run in runs:
             starts = datetime.fromisoformat(run["expected_start_time"]).astimezone(new_york)
             assert run["auto_scheduled"] and (starts.day, starts.hour, starts.minute) == (5, 6, 0), run
@@ -270,12 +270,12 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
     assert limited.returncode == 0, limited.stdout + limited.stderr
     servers.start_worker(api, env={"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_HOME": env["PREFECT_HOME"]})
     flow_runs["etl-yellow, scheduled for latest"] = wait_for_scheduled_run(api, "taxi_etl/etl-yellow", scheduled_out)
-    deadline, states = time.monotonic() + 600, {}
-    while time.monotonic() < deadline:
+
+    def final_states() -> dict[str, dict]:
         states = {name: api_get(api, f"/flow_runs/{run_id}")["state"] for name, run_id in flow_runs.items()}
-        if all(state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for state in states.values()):
-            break
-        time.sleep(3)
+        return states if all(state["type"] in FINAL_STATE_TYPES for state in states.values()) else {}
+
+    states = eventually(final_states, "every deployment's run in a final state", 600, 3)
     not_completed = {
         name: (state["type"], (state.get("message") or "")[:300])
         for name, state in states.items()
@@ -329,10 +329,10 @@ def schedule_latest_run_soon(api: str, base: Path) -> tuple[Month, Path]:
 def wait_for_scheduled_run(api: str, deployment_name: str, output: Path, timeout: float = 120) -> str:
     """The id of the run the server's scheduler created for the extra schedule (recognised by its output)."""
     deployment = api_get(api, f"/deployments/name/{deployment_name}")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for run in flow_runs_of(api, deployment["id"]):
-            if run["auto_scheduled"] and run["parameters"].get("output") == str(output):
-                return run["id"]
-        time.sleep(1)
-    raise AssertionError(f"{deployment_name}: the scheduler created no run for the extra schedule in {timeout:.0f} s")
+
+    def created() -> str | None:
+        runs = flow_runs_of(api, deployment["id"])
+        ours = [r["id"] for r in runs if r["auto_scheduled"] and r["parameters"].get("output") == str(output)]
+        return ours[0] if ours else None
+
+    return eventually(created, f"{deployment_name}: a run the scheduler created for the extra schedule", timeout, 1)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from prefect.artifacts import Artifact
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 
 from flows.etl import main, taxi_etl
 from tasks import settings
-from tests.runs import task_runs_of
+from tests.runs import log_messages_of, task_runs_of
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
@@ -112,25 +109,6 @@ def test_command_line_reports_errors(tmp_path, capsys):
     assert "malformed month '2025-1'" in capsys.readouterr().err
 
 
-def _flow_run_logs(flow_run_id, until: str, timeout: float = 30) -> list[str]:
-    """The log messages of a `taxi_etl` run and its subflow as the server stored them (they arrive in batches),
-    once `until` is among them."""
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while True:
-            children = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
-            )
-            run_ids = [flow_run_id, *(run.id for run in children)]
-            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)))
-            messages = [log.message for log in logs]
-            if any(until in message for message in messages) or time.monotonic() > deadline:
-                return messages
-            time.sleep(0.5)
-
-
 def test_a_row_per_month_in_the_ui(tmp_path):
     """Each month is one task run named after it (the UI's row), next to the run's own steps."""
     state = taxi_etl(service="green", output=str(tmp_path), return_state=True)
@@ -141,12 +119,21 @@ def test_a_row_per_month_in_the_ui(tmp_path):
     assert "publish-summary-green" in {run.name for run in runs}
 
 
+def test_months_that_cannot_start_fail_the_run_with_the_reason(tmp_path):
+    """No zone table, no months: the subflow fails before mapping them and the run's state says why."""
+    missing = tmp_path / "no_zones.csv"
+    state = taxi_etl(service="green", output=str(tmp_path / "out"), zones=str(missing), return_state=True)
+    assert state.is_failed()
+    assert f"green: the months could not start: ZoneTableError: {missing}: no such zone table file" in state.message
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_failed_month_logs_one_traceback_and_still_publishes_the_summary(tmp_path):
     bad = tmp_path / "green_tripdata_2025-01.parquet"
     _without_total(bad)  # normalize fails: a task without retries, which logs its own traceback
     state = taxi_etl(service="green", source=str(bad), output=str(tmp_path / "out"), return_state=True)
     assert state.is_failed() and "green 2025-01" in state.message
-    messages = _flow_run_logs(state.state_details.flow_run_id, until="Finished in state Failed")
+    messages = log_messages_of(state.state_details.flow_run_id, until="Finished in state Failed")
     assert sum(message.count("Traceback (most recent call last)") for message in messages) == 1, messages
     assert "missing required column(s) total_amount" in Artifact.get("taxi-etl-green").data
 

@@ -14,7 +14,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ import servers
 from servers.monitor import MONITORING_DIR, PROMETHEUS_CONFIG, missing_binaries, render_config, start_monitor
 from tasks import settings
 from tasks.prometheus import build_registry, push_run_metrics
+from tests.polling import eventually
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed: make monitor-deps")
@@ -268,16 +268,6 @@ def query(prometheus: str, expr: str) -> list[dict]:
     answer = get_json(f"{prometheus}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
     assert answer["status"] == "success", answer
     return answer["data"]["result"]
-
-
-def eventually(check: Callable[[], object], what: str, timeout: float = 60) -> object:
-    """`check()` once it returns something truthy, polling (scrapes and rule evaluations run every second)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not seen within {timeout:.0f} s")
 
 
 # Grafana's own variables, and the dashboard's ("All" is `.*`, its allValue), as Grafana would send them.

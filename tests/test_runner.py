@@ -27,6 +27,7 @@ from tasks import settings
 from tasks.months import Month
 from tasks.write_lock import month_write_lock
 from tests.conftest import QuietHandler
+from tests.polling import eventually
 from tests.test_flow import _without_total, task_runs_of
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
@@ -133,16 +134,15 @@ def test_on_an_existing_scheduler_the_months_appear_in_the_ui_with_their_logs(tm
     assert_every_sample_month_written(state.result(), tmp_path)
     runs = month_runs(state)
     assert sorted(runs) == [f"month-green-{m}" for m in SAMPLE_MONTHS]
-    deadline = time.monotonic() + 30
-    by_task_run = LogFilter(task_run_id=LogFilterTaskRunId(any_=[run.id for run in runs.values()]))
-    with get_client(sync_client=True) as client:  # logs arrive in batches, from the worker processes
-        while True:
+    month_run_ids = {run.id for run in runs.values()}
+    by_task_run = LogFilter(task_run_id=LogFilterTaskRunId(any_=list(month_run_ids)))
+
+    def every_month_logged_its_end() -> bool:  # logs arrive in batches, from the worker processes
+        with get_client(sync_client=True) as client:
             logs = client.read_logs(log_filter=by_task_run)
-            finished = {log.task_run_id for log in logs if "Finished in state Completed" in log.message}
-            if finished == {run.id for run in runs.values()} or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-    assert finished == {run.id for run in runs.values()}
+        return {log.task_run_id for log in logs if "Finished in state Completed" in log.message} == month_run_ids
+
+    eventually(every_month_logged_its_end, "each month task run's 'Finished in state Completed' log", 60)
 
 
 class FlakyHandler(QuietHandler):
