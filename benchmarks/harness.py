@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
 from data.generate import write_month
@@ -68,10 +70,18 @@ def prefect_server(workdir: Path) -> Iterator[str]:
         try:
             with temporary_settings({PREFECT_API_URL: api_url, PREFECT_HOME: home}):
                 yield api_url
+                send_what_is_queued_for_the_api()
         finally:
             stop(["prefect"])
     finally:
         settings.RUN_DIR = records
+
+
+def send_what_is_queued_for_the_api() -> None:
+    """Send the logs and events still queued in this process while their server is up. Left queued, they are sent
+    at exit to a server already stopped, and the process retries for over a minute before it gives up."""
+    APILogWorker.drain_all()
+    EventsWorker.drain_all()
 
 
 def months_on_disk(size: Size, workdir: Path, count: int) -> tuple[str, list[str]]:

@@ -51,7 +51,7 @@ def run_etl(source: str, months: list[str], output: str, engine: str, runner: st
     """The months through `taxi_etl`; the rows read. Raises if the flow run did not complete."""
     from flows.etl import taxi_etl
 
-    state = taxi_etl(
+    summary = taxi_etl(
         service="yellow",
         months=months,
         source=source,
@@ -59,11 +59,8 @@ def run_etl(source: str, months: list[str], output: str, engine: str, runner: st
         engine=engine,
         runner=runner,
         dask_address=dask_address,
-        return_state=True,
     )
-    if not state.is_completed():
-        raise RuntimeError(f"taxi_etl over {months} ended {state.type.value}: {state.message}")
-    return sum(month["rows_in"] for month in state.result()["months"])
+    return sum(month["rows_in"] for month in summary["months"])
 
 
 def main(argv: list[str] | None = None) -> int:
