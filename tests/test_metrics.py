@@ -4,6 +4,9 @@ processes, against the session's Prefect server. Events are read back from the s
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -203,3 +206,51 @@ def test_taxi_etl_as_a_subflow_publishes_on_its_own_run_and_its_parents(tmp_path
     assert {row["flow"] for row in on_etl.values()} == {"taxi_etl"}
     assert {row["flow"] for row in on_parent.values()} == {"calls-taxi-etl"}
     assert len(events_of(etl_run_id, ["taxi.month.loaded"], expected=1)) == 1
+
+
+CRASHING_FLOW = """
+from prefect import flow, task
+
+from tasks.metrics import metered
+from tasks.metrics_publish import monitored
+
+
+@metered
+@task(name="counted-step")
+def counted_step() -> int:
+    return 1
+
+
+@monitored
+@flow(name="crashes-after-a-step")
+def crashes_after_a_step() -> None:
+    counted_step()
+    raise KeyboardInterrupt  # what Ctrl-C does in the middle of a run
+
+
+crashes_after_a_step()
+"""
+
+
+def test_a_crashed_run_still_publishes_what_its_finished_steps_recorded(tmp_path):
+    """The engine marks an interrupted run Crashed and runs its `on_crashed` hooks: the steps that finished before
+    the crash are in the run's metrics artifact, so a crash leaves no hole in the run history."""
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.settings import PREFECT_API_URL
+
+    script = tmp_path / "crashes.py"
+    script.write_text(CRASHING_FLOW)
+    crashed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=settings.PROJECT_ROOT,
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert crashed.returncode != 0 and "KeyboardInterrupt" in crashed.stderr, crashed.stderr[-3000:]
+    with get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["crashes-after-a-step"])))
+    assert run.state.is_crashed(), run.state
+    (row,) = artifact_rows(run.id)
+    assert (row["flow"], row["task"], row["state"]) == ("crashes-after-a-step", "counted-step", "COMPLETED")
