@@ -23,7 +23,7 @@ test: setup
 
 # The pure-function tests: no server, no flow run, no subprocess; seconds. `make test` (what CI runs) is the whole suite.
 FAST_TESTS := tests/test_rules.py tests/test_schema.py tests/test_transform.py tests/test_parity.py \
-	tests/test_properties.py tests/test_generator.py tests/test_zones.py tests/test_container.py
+	tests/test_properties.py tests/test_generator.py tests/test_zones.py tests/test_container.py tests/test_peak_memory.py
 test-fast: setup
 	$(BIN)/python -m pytest -m "not flow and not realdata" $(FAST_TESTS)
 

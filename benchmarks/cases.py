@@ -124,7 +124,7 @@ def disk_io_case(size: Size, workdir: Path) -> list[Result]:
         runs = list(pool.map(partial(disk_io.compare_in_fresh_processes, months, source), outputs))
     if any(both["memory"]["report"] != both["paths"]["report"] for both in runs):
         raise AssertionError("disk_io variants disagree")
-    memory = [both["memory"]["peak_rss_mb"] for both in runs]  # ru_maxrss / 1024: MiB, whatever the key says
+    memory = [both["memory"]["peak_rss_mb"] for both in runs]  # MiB, whatever the key says
     paths = [both["paths"]["peak_rss_mb"] for both in runs]
     return [
         at_least(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -17,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tasks.peak_memory import peak_rss_bytes
 
 
 @dataclass
@@ -118,8 +119,8 @@ def interleaved_timings(works: Mapping[str, Callable[[], Any]], repeat: int, war
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports `ru_maxrss` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's own peak resident memory so far, in MiB (`tasks.metrics.peak_rss_bytes`, never a parent's)."""
+    return peak_rss_bytes() / 2**20
 
 
 peak_rss_mb = peak_rss_mib  # the name the lessons use; the figure has always been MiB

@@ -4,7 +4,7 @@
     python -m benchmarks.month_memory --rows 3000000 --repeats 3 --variant project
 
 Each measurement is `tasks.pipeline.run_month` (the polars engine: one lazy plan from scan to both committed
-files) on a generated yellow month, in a fresh process, which prints its own peak RSS (`ru_maxrss`), wall and CPU
+files) on a generated yellow month, in a fresh process, which prints its own peak RSS (`VmHWM`), wall and CPU
 seconds. A process's high-water mark never goes down, so every sample needs its own process. Variants differ only
 in environment variables, read by polars or by its allocator when they start: that is how one variable at a time is
 isolated. Rounds interleave the variants and sizes, so a busy machine's drift hits all of them; on a shared machine
@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tasks.peak_memory import peak_rss_bytes
 
 DEFAULT_ROWS = (3_000_000, 12_000_000)
 MONTH = "2024-03"  # holds a DST change, so the plan's offset lookups run too
@@ -57,7 +59,7 @@ def measure_month(source: str) -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "rows": summary.rows_in,
-        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(peak_rss_bytes() / 2**20, 1),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime, 2),
     }

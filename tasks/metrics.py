@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import re
-import resource
 import sys
 import threading
 import time
@@ -50,6 +49,7 @@ from prefect.results import ResultRecord
 from prefect.states import State
 
 from tasks import settings
+from tasks.peak_memory import peak_rss_bytes
 
 DASK_TOPIC = "taxi-task-metrics"  # the Dask event topic that carries records from worker processes
 MONTH_PATTERN = re.compile(r"^\d{4}-\d{2}$")
@@ -119,11 +119,6 @@ class RecordStore:
 
 STORE = RecordStore()
 _started: dict[str, tuple[float, float, float]] = {}  # task run id -> (epoch, perf counter, process CPU) at start
-
-
-def peak_rss_bytes() -> int:
-    """This process's high-water mark of resident memory (Linux reports `ru_maxrss` in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def note_start(task: Task, task_run: TaskRun, state: State) -> None:
