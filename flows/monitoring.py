@@ -20,7 +20,7 @@ When it helps: from the first scheduled deployment on; a run's own page shows on
 What it costs: hooks run in the task's process (a few milliseconds per task run, measured by the benchmark's
 `monitoring_overhead` row) and one artifact and a few events per flow run; the Pushgateway push is one HTTP call.
 
-What popular write-ups claim, and what Prefect 3.8 really has (none of the four exists):
+What popular write-ups claim, and what Prefect 3.9 really has (none of the four exists):
 
 | claimed | in Prefect 3 |
 |---|---|

@@ -55,7 +55,7 @@ ARTIFACT_KEY = "lesson-s3-results"
 
 
 # No `cache_policy` here on purpose: with `result_storage_key` set, Prefect keys the result by that template and
-# hashes no argument. Adding `cache_policy=NO_CACHE` would silently persist nothing (Prefect 3.8 computes no key).
+# hashes no argument. Adding `cache_policy=NO_CACHE` would silently persist nothing (Prefect 3.9 computes no key).
 # `result_storage` is set per run from the flow's `bucket_block` parameter.
 @metered
 @task(

@@ -16,10 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import jsonschema
 import pytest
 import yaml
 from prefect import Flow
 from prefect.client.schemas.schedules import CronSchedule
+from prefect.workers.process import ProcessWorker
+from prefect_docker.worker import DockerWorker
+from prefect_kubernetes.worker import KubernetesWorker
 
 import servers
 from data.generate import write_month as generate_month
@@ -76,19 +80,37 @@ def test_no_absolute_paths(path):
     assert absolute == []
 
 
-# The job variables each worker type accepts: prefect-docker's DockerWorkerJobConfiguration fields (prefect-docker is
-# not installed here: no Docker engine) and the base fields every worker shares. A name outside the set is ignored.
-BASE_JOB_VARIABLES = {"command", "env", "labels", "name"}
-DOCKER_JOB_VARIABLES = BASE_JOB_VARIABLES | {
-    "image", "registry_credentials", "image_pull_policy", "networks", "network_mode", "auto_remove", "volumes",
-    "stream_output", "mem_limit", "memswap_limit", "privileged", "container_create_kwargs",
-}  # fmt: skip
+# A work pool renders a job from its base job template and silently drops a job variable the template does not
+# reference (PrefectHQ/prefect#17588). Each file's pools are checked against the default template of their worker
+# type, read from the installed worker package, so an upgrade that renames a variable fails here.
+POOL_WORKERS = {
+    "prefect.yaml": ProcessWorker,
+    "prefect-docker.yaml": DockerWorker,
+    "prefect-kubernetes.yaml": KubernetesWorker,
+}
 
 
-def test_docker_job_variables_are_ones_the_docker_worker_reads():
-    for deployment in deployments(ROOT / "deploy" / "prefect-docker.yaml"):
-        unknown = set(deployment["work_pool"].get("job_variables") or {}) - DOCKER_JOB_VARIABLES
-        assert not unknown, (deployment["name"], unknown)
+def referenced_variables(job_configuration) -> set[str]:
+    """The `{{ name }}` placeholders of a base job template's job configuration, at any depth."""
+    return {name for text in strings(job_configuration) for name in re.findall(r"{{\s*(\w+)\s*}}", text)}
+
+
+@pytest.mark.parametrize("path", PREFECT_FILES, ids=lambda p: p.name)
+def test_every_job_variable_is_one_the_pool_template_uses(path):
+    template = POOL_WORKERS[path.name].get_default_base_job_template()
+    used = referenced_variables(template["job_configuration"])
+    validator = jsonschema.Draft202012Validator(template["variables"])
+    for deployment in deployments(path):
+        variables = {**(deployment["work_pool"].get("job_variables") or {}), **(deployment.get("job_variables") or {})}
+        assert set(variables) <= used, (deployment["name"], set(variables) - used)
+        errors = [error.message for error in validator.iter_errors(variables)]
+        assert errors == [], (deployment["name"], errors)
+
+
+def test_the_template_check_catches_a_variable_the_pool_would_drop():
+    template = KubernetesWorker.get_default_base_job_template()
+    assert {"cpu_request", "memory_limit", "image"} <= referenced_variables(template["job_configuration"])
+    assert "cpu" not in referenced_variables(template["job_configuration"])
 
 
 def test_each_deployment_runs_the_flow_of_its_name():
