@@ -67,8 +67,10 @@ from tasks.zones import ZoneTable, load_zones
 
 def scheduled_time() -> datetime:
     """When this run was scheduled for (a deployment's schedule), else now: what `latest` is resolved against."""
-    scheduled = flow_run.scheduled_start_time
-    return scheduled.astimezone(ZoneInfo(NEW_YORK)).replace(tzinfo=None) if scheduled else datetime.now()
+    scheduled = flow_run.scheduled_start_time  # a pendulum DateTime: made a standard one before any arithmetic
+    if not scheduled:
+        return datetime.now()
+    return datetime.fromtimestamp(scheduled.timestamp(), ZoneInfo(NEW_YORK)).replace(tzinfo=None)
 
 
 @monitored

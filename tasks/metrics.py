@@ -34,6 +34,7 @@ compares the two).
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sys
 import threading
@@ -45,6 +46,7 @@ from typing import Any, TypeVar
 from prefect import Task
 from prefect.client.schemas.objects import TaskRun
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.logging import get_logger
 from prefect.results import ResultRecord
 from prefect.states import State
 
@@ -228,6 +230,32 @@ def current_run_rows() -> list[dict[str, Any]]:
 
 TaskT = TypeVar("TaskT", bound=Task)
 
+# Prefect logs two INFO lines around every state hook it calls ("Running hook 'note_start' in response to entering
+# state 'Running'", "Hook ... finished running successfully"): with hooks on every task, half of a run's console
+# and stored log. The filter drops those two lines for this project's metric hooks only; a hook's error still shows.
+METRIC_HOOKS = frozenset({"note_start", "record_task_run", "note_flow_start", "publish_task_metrics"})
+_HOOK_LINE = re.compile(
+    r"^(?:Running hook '(\w+)' in response to entering state|Hook '(\w+)' finished running successfully)"
+)
+
+
+class QuietMetricHooks(logging.Filter):
+    """Drops Prefect's INFO lines about calling the metric hooks; every other record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or not isinstance(record.msg, str) or "ook '" not in record.msg:
+            return True
+        line = _HOOK_LINE.match(record.getMessage())
+        return not (line and (line.group(1) or line.group(2)) in METRIC_HOOKS)
+
+
+def quiet_metric_hooks() -> None:
+    """Install `QuietMetricHooks` on the Prefect loggers that log hook calls, once per process."""
+    for name in ("task_runs", "flow_runs", "engine"):  # a flow's hooks are logged by prefect.engine
+        logger = get_logger(name)
+        if not any(isinstance(existing, QuietMetricHooks) for existing in logger.filters):
+            logger.addFilter(QuietMetricHooks())
+
 
 def metered(task: TaskT) -> TaskT:
     """Measure every run of `task` (hooks appended to its own; none when `TAXI_TASK_METRICS=0`)."""
@@ -236,4 +264,5 @@ def metered(task: TaskT) -> TaskT:
         task.on_running_hooks = [*task.on_running_hooks, note_start]
         task.on_completion_hooks = [*task.on_completion_hooks, record_task_run]
         task.on_failure_hooks = [*task.on_failure_hooks, record_task_run]
+        quiet_metric_hooks()
     return task

@@ -38,7 +38,7 @@ from prefect.logging import get_logger
 from prefect.states import State
 
 from tasks import settings
-from tasks.metrics import MONTH_PATTERN, STORE, TaskMetrics, records_from_dask
+from tasks.metrics import MONTH_PATTERN, STORE, TaskMetrics, quiet_metric_hooks, records_from_dask
 
 ARTIFACT_KEY = "taxi-task-metrics"
 _flow_started: dict[str, float] = {}  # flow run id -> perf counter when it started running
@@ -83,6 +83,7 @@ def monitored(
         flow.on_completion_hooks = [*flow.on_completion_hooks, finish]
         flow.on_failure_hooks = [*flow.on_failure_hooks, finish]
         flow.on_crashed_hooks = [*flow.on_crashed_hooks, finish]
+        quiet_metric_hooks()
     return flow
 
 

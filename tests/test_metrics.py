@@ -4,6 +4,7 @@ processes, against the session's Prefect server. Events are read back from the s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -187,6 +188,28 @@ def test_retries_rows_of_a_table_and_peak_memory_are_recorded():
     assert rows["flaky_table"]["state"] == "COMPLETED"
     assert rows["hold_memory"]["peak_rss_bytes"] >= 300 * 2**20
     assert rows["hold_memory"]["flow"] == "shapes"
+
+
+def failing_hook(task, task_run, state) -> None:
+    raise RuntimeError("a hook of the user's that breaks")
+
+
+def test_the_metric_hooks_add_no_lines_to_a_runs_log_and_other_hooks_still_do():
+    """Prefect logs two INFO lines per hook call; with a hook on every task they were half of a run's console."""
+    heard: list[str] = []
+    listener = logging.Handler()
+    listener.emit = lambda record: heard.append(record.getMessage())  # type: ignore[method-assign]
+    loggers = [logging.getLogger(name) for name in ("prefect.task_runs", "prefect.flow_runs", "prefect.engine")]
+    for logger in loggers:
+        logger.addHandler(listener)
+    try:
+        shapes.with_options(on_completion=[failing_hook])(uuid.uuid4().hex)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(listener)
+    about_hooks = [line for line in heard if "hook" in line.lower()]
+    assert about_hooks and all("failing_hook" in line for line in about_hooks), about_hooks
+    assert any("error was encountered while running hook 'failing_hook'" in line for line in about_hooks)
 
 
 @monitored

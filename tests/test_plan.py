@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import socket
-from datetime import datetime
+import warnings
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,6 +15,7 @@ from tasks.extract import SourceError
 from tasks.months import Month, MonthFormatError, latest_published
 from tasks.plan import plan_months, plan_run
 from tasks.retries import is_transient
+from tasks.schema import NEW_YORK
 
 SAMPLE_YELLOW = settings.SAMPLE_DIR / "yellow_tripdata_2025-01.parquet"
 
@@ -176,3 +179,15 @@ def test_a_scheduled_latest_run_processes_the_chosen_month_and_logs_why(publishe
         log.message.startswith(f"latest = {one_back} (the calendar suggested {suggested}): {suggested} not published")
         for log in logs
     )
+
+
+def test_the_scheduled_time_is_a_plain_new_york_datetime_with_no_deprecation_warning():
+    """Outside a run Prefect answers `now` as a pendulum DateTime, as it answers a run's scheduled time: calling
+    pendulum-specific behaviour on it warns on prefect 3.9 (`replace`), so the flow converts it first."""
+    from flows.etl import scheduled_time
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = scheduled_time()
+    assert type(got) is datetime and got.tzinfo is None
+    assert abs(got - datetime.now(ZoneInfo(NEW_YORK)).replace(tzinfo=None)) < timedelta(minutes=1)
