@@ -5,14 +5,18 @@ that a file's values survive their casts (`check_lossless_casts`) and, in `tasks
 months and distinct hours. `month_plans` returns the two datasets, trips and quarantine, as lazy frames in their
 files' column order; `tasks.engines.polars_month` sinks them and commits the month.
 
-A parquet file, local or on S3 (polars' own S3 client, with `settings.polars_storage_options`), is scanned.
-Anything else (CSV, gzip, http) is read whole into memory first by `tasks.extract.read_trip_file` and then runs
-through the same plan: its peak is the file's size plus the plan's.
+A parquet file, local or on S3 (polars' own S3 client, with `settings.polars_storage_options`), is scanned where
+it is. Anything else (http, CSV, gzip) is staged as a local parquet file first (`tasks.extract.staged_parquet`:
+downloaded in chunks, converted block by block) and scanned from there, through the same plan and in the same
+bounded memory; the staged file lives as long as the month (`open_month`).
 """
 
 from __future__ import annotations
 
 import os
+import weakref
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 
 import fsspec
 import polars as pl
@@ -21,7 +25,7 @@ import pyarrow.parquet as pq
 
 from tasks.commit import PARTITION_COLUMNS
 from tasks.engines.polars_engine import DURATION_US, derive, flag_rows, offsets_by_hour, with_trip_duration
-from tasks.extract import PARQUET_MAGIC, SourceError, _is_local_parquet, parquet_row_count, read_trip_file
+from tasks.extract import PARQUET_MAGIC, SourceError, parquet_row_count, staged_parquet
 from tasks.months import Month
 from tasks.schema import (
     CANONICAL_SCHEMA,
@@ -32,7 +36,6 @@ from tasks.schema import (
     SchemaError,
     canonical_name,
     check_service,
-    normalize_table,
 )
 from tasks.settings import fsspec_options, polars_storage_options
 from tasks.zones import ZoneTable
@@ -122,7 +125,7 @@ def normalize_lazy(scan: pl.LazyFrame, service: str, source: str) -> pl.LazyFram
 
 def _is_s3_parquet(source: str) -> bool:
     """Whether `source` is an S3 object that starts like parquet (4 bytes read). Any error answers no, so that
-    `read_trip_file` reports it in its own words."""
+    `staged_parquet` reports it in its own words."""
     if not source.startswith("s3://"):
         return False
     try:
@@ -133,21 +136,42 @@ def _is_s3_parquet(source: str) -> bool:
         return False
 
 
+@contextmanager
+def open_month(source: str, service: str) -> Iterator[tuple[pl.LazyFrame, int]]:
+    """(the normalized month as a lazy frame, its row count from the parquet footer), for the `with` block.
+
+    A parquet file on S3 is scanned where it is; any other source through a local parquet file
+    (`tasks.extract.staged_parquet`), which is removed when the block ends, however it ends: run the whole month,
+    every sink of its plan, inside the block."""
+    with ExitStack() as staged:
+        yield _open(source, service, staged)
+
+
 def scan_month(source: str, service: str) -> tuple[pl.LazyFrame, int]:
-    """(the normalized month as a lazy frame, its row count). A parquet file, local or on S3, is scanned and
-    counted from its footer; any other source is read into memory and normalized there."""
+    """`open_month` without a `with` block: a staged file is removed when the returned frame is garbage-collected
+    (so keep that frame while any plan built from it runs). `open_month` says when, and holds on failure too."""
+    staged = ExitStack()
+    try:
+        frame, rows_in = _open(source, service, staged)
+    except BaseException:
+        staged.close()
+        raise
+    weakref.finalize(frame, staged.close)
+    return frame, rows_in
+
+
+def _open(source: str, service: str, staged: ExitStack) -> tuple[pl.LazyFrame, int]:
+    """The month's normalized scan and row count; a staged copy of the source is entered into `staged`."""
     if _is_s3_parquet(source):
         rows_in = parquet_row_count(source)  # through fsspec: S3 faults become SourceErrors, judged for retries
         scan = pl.scan_parquet(source, storage_options=polars_storage_options(source) or None)
-    elif _is_local_parquet(source):
+    else:
+        path = staged.enter_context(staged_parquet(source))
         try:
-            rows_in = pq.read_metadata(source).num_rows
+            rows_in = pq.read_metadata(path).num_rows
         except (pa.ArrowInvalid, OSError) as error:
             raise SourceError(f"{source}: corrupt or truncated parquet file: {error}") from error
-        scan = pl.scan_parquet(source)
-    else:
-        table = normalize_table(read_trip_file(source), service, source)
-        return pl.from_arrow(table).lazy(), table.num_rows
+        scan = pl.scan_parquet(path)
     if rows_in == 0:
         raise SourceError(f"{source}: file holds no trip rows")
     frame = normalize_lazy(scan, service, source)
