@@ -204,3 +204,19 @@ def test_an_http_fingerprint_changes_with_the_file(http_root):
     assert before["size"] == path.stat().st_size and before["version"]
     os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 3600))
     assert source_fingerprint(f"{base_url}/{path.name}")["version"] != before["version"]
+
+
+def test_a_csv_column_empty_in_its_first_blocks_reads_like_parquet(tmp_path):
+    """2019's CSVs leave `congestion_surcharge` empty for many rows and write codes as `1` or `1.0`: a reader that
+    guessed types from the first block would fail further down. Several 4 MiB blocks of rows here."""
+    header = "tpep_pickup_datetime,tpep_dropoff_datetime,trip_distance,PULocationID,DOLocationID,total_amount,"
+    header += "RatecodeID,congestion_surcharge\n"
+    early = "2019-01-15 03:36:12,2019-01-15 03:42:19,1.0,230,48,9.75,1,\n" * 150_000
+    late = "2019-01-15 03:36:12,2019-01-15 03:42:19,1.0,230,48,9.75,1.0,2.5\n" * 150_000
+    path = tmp_path / "trips.csv"
+    path.write_text(header + early + late)
+    assert path.stat().st_size > 4 * 4 * 2**20
+    table = read_trip_file(str(path))
+    assert table.num_rows == 300_000
+    assert table["congestion_surcharge"].null_count == 150_000 and table["congestion_surcharge"][-1].as_py() == 2.5
+    assert table["RatecodeID"].unique().to_pylist() == [1.0]
