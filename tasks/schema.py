@@ -3,6 +3,8 @@
 TLC files drift in names and types from year to year (see `data/README.md`): `Airport_fee` vs `airport_fee`,
 `tpep_`/`lpep_` timestamps, codes stored as int32, int64 or double, whole columns absent in older months, and
 public mirrors with snake_case aliases. Normalizing once, by column name, lets every later step assume one schema.
+Which source column becomes which canonical one is decided once, from the names (`map_columns`), and applied by
+each engine, so the pandas and polars paths read a file the same way.
 """
 
 from __future__ import annotations
