@@ -29,7 +29,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.redact import hide_aws_credentials_in_logs
 from tasks.retries import network_retry_options
-from tasks.schema import CANONICAL_SCHEMA, canonical_name
+from tasks.schema import SOURCE_TYPES, canonical_name
 from tasks.settings import fsspec_options
 
 PARQUET_MAGIC = b"PAR1"
@@ -37,7 +37,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 VERSION_KEYS = ("ETag", "etag", "mtime", "LastModified", "Last-Modified")  # s3fs, local files, fsspec's http
 CSV_BLOCK_BYTES = 4 * 2**20  # CSV text parsed at a time
 STAGED_ROW_GROUP_ROWS = 250_000  # rows per row group of a converted CSV: what one step of a streamed scan holds
-CANONICAL_TYPES = {field.name: field.type for field in CANONICAL_SCHEMA if field.name != "service"}
 
 hide_aws_credentials_in_logs()  # botocore's debug records print the session token; every S3 path imports this
 
@@ -162,7 +161,7 @@ def csv_column_types(header: pa.Schema) -> dict[str, pa.DataType]:
     keep the zone the first block shows, if any; every other column is text (it is dropped when normalized)."""
     types = {}
     for field in header:
-        target = CANONICAL_TYPES.get(canonical_name(field.name))
+        target = SOURCE_TYPES.get(canonical_name(field.name))
         if target is None or pa.types.is_string(target):
             types[field.name] = pa.string()
         elif pa.types.is_timestamp(target):
@@ -175,24 +174,22 @@ def csv_column_types(header: pa.Schema) -> dict[str, pa.DataType]:
 def _csv_to_parquet(path: str, compressed: bool, target: Path, source: str) -> None:
     """Convert a CSV file, block by block, into a parquet file of `STAGED_ROW_GROUP_ROWS`-row groups."""
     read_options = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES)
-
-    def open_csv(convert: pa_csv.ConvertOptions | None = None) -> pa_csv.CSVStreamingReader:
-        stream = pa.input_stream(path, compression="gzip" if compressed else None)
-        return pa_csv.open_csv(stream, read_options=read_options, convert_options=convert)
-
+    compression = "gzip" if compressed else None
     try:
-        header = open_csv().schema  # names, and the zone of any time column, from the first block
+        with pa.input_stream(path, compression=compression) as stream:
+            header = pa_csv.open_csv(stream, read_options=read_options).schema  # names, and zones, from block one
         convert = pa_csv.ConvertOptions(column_types=csv_column_types(header), strings_can_be_null=True)
-        reader = open_csv(convert)
-        with pq.ParquetWriter(target, reader.schema, compression="zstd", compression_level=1) as writer:
-            pending: list[pa.RecordBatch] = []
-            for batch in reader:
-                pending.append(batch)
-                if sum(b.num_rows for b in pending) >= STAGED_ROW_GROUP_ROWS:
+        with pa.input_stream(path, compression=compression) as stream:
+            reader = pa_csv.open_csv(stream, read_options=read_options, convert_options=convert)
+            with pq.ParquetWriter(target, reader.schema, compression="zstd", compression_level=1) as writer:
+                pending: list[pa.RecordBatch] = []
+                for batch in reader:
+                    pending.append(batch)
+                    if sum(b.num_rows for b in pending) >= STAGED_ROW_GROUP_ROWS:
+                        writer.write_table(pa.Table.from_batches(pending))
+                        pending = []
+                if pending:
                     writer.write_table(pa.Table.from_batches(pending))
-                    pending = []
-            if pending:
-                writer.write_table(pa.Table.from_batches(pending))
     except pa.ArrowInvalid as error:
         raise SourceError(f"{source}: not a readable CSV file: {error}") from error
     except OSError as error:  # pyarrow's gzip stream: "Truncated compressed stream" and the like
