@@ -35,7 +35,7 @@ from tasks.settings import fsspec_options
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
 VERSION_KEYS = ("ETag", "etag", "mtime", "LastModified", "Last-Modified")  # s3fs, local files, fsspec's http
-CSV_BLOCK_BYTES = 4 * 2**20  # CSV text parsed at a time
+CSV_BLOCK_BYTES = 2**20  # CSV text parsed at a time
 STAGED_ROW_GROUP_ROWS = 250_000  # rows per row group of a converted CSV: what one step of a streamed scan holds
 
 hide_aws_credentials_in_logs()  # botocore's debug records print the session token; every S3 path imports this
