@@ -3,9 +3,14 @@
 TLC files drift in names and types from year to year (see `data/README.md`): `Airport_fee` vs `airport_fee`,
 `tpep_`/`lpep_` timestamps, codes stored as int32, int64 or double, whole columns absent in older months, and
 public mirrors with snake_case aliases. Normalizing once, by column name, lets every later step assume one schema.
+Which source column becomes which canonical one is decided once, from the names (`map_columns`), and applied by
+each engine, so the pandas and polars paths read a file the same way.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -72,6 +77,10 @@ ALIASES = {
 }
 
 NEW_YORK = "America/New_York"
+TEXT_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # how a time stored as text is read, by both engines (TLC's CSV format)
+
+# What each canonical column a file can hold is cast to (`service` is added, never read from a file).
+SOURCE_TYPES = {field.name: field.type for field in CANONICAL_SCHEMA if field.name != "service"}
 
 # Source column names (lower-cased prefixes) that only one service's files have. A file with none of them, such
 # as a snake_case mirror (`pickup_datetime`, ...), cannot be told apart and is accepted for either service.
@@ -111,6 +120,77 @@ def canonical_name(source_name: str) -> str:
     return ALIASES.get(lowered, lowered)
 
 
+@dataclass(frozen=True)
+class CanonicalColumn:
+    """A canonical column and the positions of the file's columns that fold into it (none: typed nulls)."""
+
+    name: str
+    type: pa.DataType
+    sources: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """How one file's columns become `CANONICAL_SCHEMA`, decided from their names alone (`map_columns`).
+
+    The one description both engines apply (`normalize_table` with pyarrow, `tasks.engines.polars_normalize`
+    with polars), so they cannot drift: same aliases, columns dropped, folds (`judge_folds`) and typed nulls. Each
+    engine only says how to cast one column: NaN and infinities to null, zoned times to New York wall times, text
+    times as `TEXT_TIME_FORMAT`, and never changing a value (`lossy_cast_error`).
+    """
+
+    names: tuple[str, ...]
+    columns: tuple[CanonicalColumn, ...]
+    dropped: tuple[str, ...]
+
+    def folded(self) -> list[CanonicalColumn]:
+        """The canonical columns that more than one source column folds into."""
+        return [column for column in self.columns if len(column.sources) > 1]
+
+
+def map_columns(names: Sequence[str], service: str, source: str) -> ColumnMapping:
+    """The mapping of a file with columns `names`, or `ServiceMismatchError`/`SchemaError` for a file that cannot
+    be mapped (the other service's columns, a required column missing). Dropped columns are logged."""
+    check_service(list(names), service, source)
+    sources: dict[str, list[int]] = {}
+    dropped = []
+    for position, name in enumerate(names):
+        target = canonical_name(name)
+        if target in SOURCE_TYPES:
+            sources.setdefault(target, []).append(position)
+        else:
+            dropped.append(name)
+    missing = [name for name in REQUIRED_COLUMNS if name not in sources]
+    if missing:
+        raise SchemaError(f"{source}: missing required column(s) {', '.join(missing)} (found: {', '.join(names)})")
+    if dropped:
+        step_logger(__name__).info("%s: dropping columns outside the canonical schema: %s", source, ", ".join(dropped))
+    columns = tuple(CanonicalColumn(name, kind, tuple(sources.get(name, ()))) for name, kind in SOURCE_TYPES.items())
+    return ColumnMapping(tuple(names), columns, tuple(dropped))
+
+
+def judge_folds(mapping: ColumnMapping, disagreements: dict[str, list[tuple[int, int, int]]], source: str) -> None:
+    """Refuse a file whose columns folding into one canonical column disagree; note the ones that agree.
+
+    `disagreements` holds, per folded canonical column, `(position, rows disagreeing, rows compared)` for each of
+    its sources after the first: compared with the value kept so far, on the rows where both have a value. Two
+    columns that agree (`Airport_fee` empty where `airport_fee` is filled) are coalesced in file order. Two that
+    disagree cannot be resolved by a rule: summing or picking one could make a month's revenue ten times too
+    large, so the file is refused, naming both columns.
+    """
+    for column in mapping.folded():
+        for position, disagreeing, compared in disagreements[column.name]:
+            pair = f"{source}: columns {mapping.names[column.sources[0]]!r} and {mapping.names[position]!r} both map"
+            pair += f" to {column.name!r} and"
+            if disagreeing:
+                raise SchemaError(
+                    f"{pair} disagree on {disagreeing:,} of the {compared:,} row(s) where both have a value"
+                )
+            step_logger(__name__).info(
+                "%s agree on the %s row(s) where both have a value; kept one", pair, f"{compared:,}"
+            )
+
+
 def _to_canonical_type(column: pa.ChunkedArray, target: pa.DataType, name: str, source: str) -> pa.ChunkedArray:
     """Cast one column, refusing lossy casts (a code of 1.5 is an error, not a silent 1).
 
@@ -122,38 +202,52 @@ def _to_canonical_type(column: pa.ChunkedArray, target: pa.DataType, name: str, 
     if pa.types.is_timestamp(target) and pa.types.is_timestamp(column.type) and column.type.tz is not None:
         column = pc.local_timestamp(column.cast(pa.timestamp(column.type.unit, NEW_YORK)))
     try:
+        if pa.types.is_timestamp(target) and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = pc.strptime(column, format=TEXT_TIME_FORMAT, unit="us")
         return column.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise SchemaError(f"{source}: column {name!r} of type {column.type} cannot become {target}: {error}") from error
+        raise lossy_cast_error(source, name, target) from error
+
+
+def lossy_cast_error(source: str, name: str, target: pa.DataType) -> SchemaError:
+    """The refusal of a column whose values a cast would change, in the same words from either engine."""
+    return SchemaError(
+        f"{source}: column {name!r} cannot become {target} without changing some of its values (a fraction in a "
+        f"code, an id beyond int32, a time finer than microseconds, text that is not a {target})"
+    )
+
+
+def _fold(columns: list[pa.ChunkedArray]) -> tuple[pa.ChunkedArray, list[tuple[int, int]]]:
+    """The columns coalesced in order, and for each after the first (rows disagreeing, rows compared) with the
+    value kept before it."""
+    kept, counts = columns[0], []
+    for column in columns[1:]:
+        both = pc.and_(pc.is_valid(kept), pc.is_valid(column))
+        differ = pc.and_(both, pc.fill_null(pc.not_equal(kept, column), False))
+        counts.append((pc.sum(differ).as_py() or 0, pc.sum(both).as_py() or 0))
+        kept = pc.coalesce(kept, column)
+    return kept, counts
 
 
 def normalize_table(table: pa.Table, service: str, source: str = "<table>") -> pa.Table:
-    """Map `table` onto `CANONICAL_SCHEMA` by column name, adding `service`.
+    """Map `table` onto `CANONICAL_SCHEMA` by column name, adding `service`: `ColumnMapping` applied with pyarrow.
 
-    Absent optional columns become typed nulls; unknown columns (such as green's always-empty `ehail_fee`)
-    are dropped with a log line; when two source columns map to one canonical column, their values are
-    coalesced in file order. A file whose columns belong to the other service raises `ServiceMismatchError`.
+    Absent optional columns become typed nulls; unknown columns (such as green's always-empty `ehail_fee`) are
+    dropped with a log line; columns folding into one must agree (`judge_folds`). A file whose columns belong to
+    the other service raises `ServiceMismatchError`.
     """
-    check_service(table.column_names, service, source)
-    by_canonical: dict[str, pa.ChunkedArray] = {}
-    unknown: list[str] = []
-    for name, column in zip(table.column_names, table.columns, strict=True):
-        target = canonical_name(name)
-        if target not in CANONICAL_SCHEMA.names or target == "service":
-            unknown.append(name)
-            continue
-        column = _to_canonical_type(column, CANONICAL_SCHEMA.field(target).type, name, source)
-        by_canonical[target] = pc.coalesce(by_canonical[target], column) if target in by_canonical else column
-    if unknown:
-        step_logger(__name__).info("%s: dropping columns outside the canonical schema: %s", source, ", ".join(unknown))
-    missing = [name for name in REQUIRED_COLUMNS if name not in by_canonical]
-    if missing:
-        raise SchemaError(
-            f"{source}: missing required column(s) {', '.join(missing)} (found: {', '.join(table.column_names)})"
-        )
+    mapping = map_columns(table.column_names, service, source)
     rows = table.num_rows
-    by_canonical["service"] = pa.chunked_array([pa.nulls(rows, pa.string()).fill_null(service)])
-    columns = [by_canonical.get(field.name, pa.nulls(rows, field.type)) for field in CANONICAL_SCHEMA]
+    columns, disagreements = [], {}
+    for column in mapping.columns:
+        casts = [
+            _to_canonical_type(table.column(i), column.type, mapping.names[i], source) for i in column.sources
+        ] or [pa.chunked_array([pa.nulls(rows, column.type)])]
+        folded, counts = _fold(casts)
+        disagreements[column.name] = [(i, *count) for i, count in zip(column.sources[1:], counts, strict=True)]
+        columns.append(folded)
+    judge_folds(mapping, disagreements, source)
+    columns.append(pa.chunked_array([pa.nulls(rows, pa.string()).fill_null(service)]))
     return pa.Table.from_arrays(columns, schema=CANONICAL_SCHEMA)
 
 

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import polars as pl
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from data.generate import write_month
 from tasks import settings
-from tasks.extract import SourceError, read_trip_file
+from tasks.engines.polars_plan import open_month, scan_month
+from tasks.extract import SourceError, read_trip_file, source_fingerprint
+from tasks.months import Month
 from tasks.retries import is_transient
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
@@ -76,3 +87,136 @@ def test_s3_source(s3_bucket):
     assert read_trip_file(f"s3://{s3_bucket}/raw/{SAMPLE.name}").num_rows == pq.read_metadata(SAMPLE).num_rows
     with pytest.raises(SourceError, match="no such file"):
         read_trip_file(f"s3://{s3_bucket}/raw/absent.parquet")
+
+
+# --- sources that are not a local parquet file are staged on disk, then streamed -----------------------------------
+
+# The child process of the memory test: stream one month's normalized plan from `argv[1]`, print its own peak RSS.
+STREAM_AND_MEASURE = """
+import sys
+import polars as pl
+from tasks.engines.polars_plan import read_one_row_group_ahead, scan_month
+read_one_row_group_ahead()
+frame, rows = scan_month(sys.argv[1], "yellow")
+totals = frame.select(pl.len(), pl.col("total_amount").sum()).collect(engine="streaming")
+assert totals.item(0, 0) == rows
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(int(status["VmHWM"].split()[0]) * 1024)
+"""
+
+
+@pytest.fixture(scope="module")
+def large_month(http_root) -> tuple[Path, str]:
+    """A generated yellow month of a million rows (about 23 MB of parquet, 150 MB as a table), on disk and served
+    over loopback http: `(path, url)`."""
+    folder, base_url = http_root
+    path = write_month("yellow", Month(2025, 1), 1_000_000, folder / "large", progress=False)
+    return path, f"{base_url}/large/{path.name}"
+
+
+def peak_rss_streaming(source: str) -> int:
+    """Peak resident memory (VmHWM, the child's own) of a fresh process streaming the month at `source`."""
+    done = subprocess.run(
+        [sys.executable, "-c", STREAM_AND_MEASURE, source],
+        cwd=settings.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(done.stdout.split()[-1])
+
+
+def test_an_http_month_streams_in_about_the_memory_of_a_local_one(large_month):
+    """Downloaded to disk in chunks, then scanned like a local file: the month's 150 MB table is never held."""
+    path, url = large_month
+    in_memory = pq.read_table(path).nbytes
+    local, over_http = peak_rss_streaming(str(path)), peak_rss_streaming(url)
+    assert over_http - local < in_memory / 4, f"local {local / 2**20:.0f} MiB, http {over_http / 2**20:.0f} MiB"
+
+
+def test_an_http_month_is_scanned_from_a_file_on_disk(http_root, tmp_path, monkeypatch):
+    folder, base_url = http_root
+    shutil.copy(SAMPLE, folder / SAMPLE.name)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    frame, rows = scan_month(f"{base_url}/{SAMPLE.name}", "green")
+    plan = frame.explain()
+    assert "parquet scan" in plan.lower() and str(tmp_path) in plan
+    assert frame.select(pl.len()).collect().item() == rows == pq.read_metadata(SAMPLE).num_rows
+    del frame
+    assert list(tmp_path.iterdir()) == []  # the staged file goes with the frame
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["csv", "csv.gz"])
+def test_a_csv_month_is_converted_on_disk_and_removed_when_the_month_ends(tmp_path, sample_table, compress):
+    text = tmp_path / "trips.csv"
+    pa_csv.write_csv(sample_table, text)
+    source = tmp_path / "trips.csv.gz" if compress else text
+    if compress:
+        source.write_bytes(gzip.compress(text.read_bytes()))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tempfile, "tempdir", str(staging))
+        with open_month(str(source), "green") as (frame, rows):
+            assert [p.suffix for p in staging.rglob("*.parquet")] == [".parquet"]
+            assert frame.select(pl.len()).collect(engine="streaming").item() == rows == sample_table.num_rows
+        assert list(staging.iterdir()) == []
+        with pytest.raises(RuntimeError, match="the month failed"), open_month(str(source), "green"):
+            raise RuntimeError("the month failed")
+        assert list(staging.iterdir()) == []
+
+
+class CutShortHandler(BaseHTTPRequestHandler):
+    """Promises a megabyte and sends ten bytes of parquet before closing: a download cut off half way."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(2**20))
+        self.end_headers()
+        self.wfile.write(b"PAR1" + b"\x00" * 6)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_a_download_cut_short_is_transient_and_leaves_no_file(tmp_path, monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), CutShortHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    try:
+        with pytest.raises(SourceError, match="cannot be fetched") as error:
+            read_trip_file(f"http://127.0.0.1:{server.server_address[1]}/green_tripdata_2025-01.parquet")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert is_transient(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_http_fingerprint_changes_with_the_file(http_root):
+    """A plain web server sends Last-Modified and Content-Length, no ETag: either must show a new upload."""
+    folder, base_url = http_root
+    path = folder / "fingerprinted.parquet"
+    shutil.copy(SAMPLE, path)
+    before = source_fingerprint(f"{base_url}/{path.name}")
+    assert before["size"] == path.stat().st_size and before["version"]
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 3600))
+    assert source_fingerprint(f"{base_url}/{path.name}")["version"] != before["version"]
+
+
+def test_a_csv_column_empty_in_its_first_blocks_reads_like_parquet(tmp_path):
+    """2019's CSVs leave `congestion_surcharge` empty for many rows and write codes as `1` or `1.0`: a reader that
+    guessed types from the first block would fail further down. Several 4 MiB blocks of rows here."""
+    header = "tpep_pickup_datetime,tpep_dropoff_datetime,trip_distance,PULocationID,DOLocationID,total_amount,"
+    header += "RatecodeID,congestion_surcharge\n"
+    early = "2019-01-15 03:36:12,2019-01-15 03:42:19,1.0,230,48,9.75,1,\n" * 150_000
+    late = "2019-01-15 03:36:12,2019-01-15 03:42:19,1.0,230,48,9.75,1.0,2.5\n" * 150_000
+    path = tmp_path / "trips.csv"
+    path.write_text(header + early + late)
+    assert path.stat().st_size > 4 * 4 * 2**20
+    table = read_trip_file(str(path))
+    assert table.num_rows == 300_000
+    assert table["congestion_surcharge"].null_count == 150_000 and table["congestion_surcharge"][-1].as_py() == 2.5
+    assert table["RatecodeID"].unique().to_pylist() == [1.0]

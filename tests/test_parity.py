@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tasks import settings
+from tasks.engines.polars_plan import open_month
 from tasks.extract import read_trip_file
 from tasks.months import Month
-from tasks.schema import normalize_table
+from tasks.schema import CANONICAL_SCHEMA, SchemaError, normalize_table
 from tasks.transform import add_derived_columns
 from tasks.validate import split_valid
 
@@ -46,3 +51,59 @@ def test_polars_and_pandas_agree_on_the_sample(service, month, known_ids, zones)
     assert polars_quarantine.equals(pandas_quarantine)
     assert_same_tables(polars_trips, pandas_trips)
     assert polars_quarantine.num_rows > 0 and polars_trips.num_rows > 0
+
+
+# --- normalization: one mapping (tasks.schema.ColumnMapping), applied by the lazy plan and by pyarrow ---------------
+
+BASE = {
+    "tpep_pickup_datetime": pa.array([datetime(2025, 1, 1, 8), datetime(2025, 1, 2, 9)], pa.timestamp("us")),
+    "tpep_dropoff_datetime": pa.array([datetime(2025, 1, 1, 8, 10), datetime(2025, 1, 2, 9, 30)], pa.timestamp("us")),
+    "trip_distance": [1.0, 2.5],
+    "PULocationID": pa.array([132, 138], pa.int32()),
+    "DOLocationID": pa.array([138, 132], pa.int32()),
+    "total_amount": [12.5, 30.0],
+}
+VARIANTS = {
+    "agreeing-fold": {"TOTAL_AMOUNT": [12.5, None], "Airport_fee": [None, 1.75], "airport_fee": [1.75, 1.75]},
+    "disagreeing-fold": {"TOTAL_AMOUNT": [125.0, 30.0]},
+    "alias-fold": {"pickup_location_id": pa.array([132, 7], pa.int64())},
+    "text-times": {"tpep_dropoff_datetime": ["2025-01-01 08:10:00", "2025-01-02 09:30:00"]},
+    "unreadable-text-time": {"tpep_dropoff_datetime": ["2025-01-01 08:10:00", "01/02/2025 09:30"]},
+    "zoned-and-nanosecond": {
+        "tpep_pickup_datetime": pa.array([datetime(2025, 1, 1, 13), None], pa.timestamp("us", "UTC")),
+        "tpep_dropoff_datetime": pa.array([datetime(2025, 1, 1, 8, 10), None], pa.timestamp("ns")),
+    },
+    "lossy-code": {"payment_type": [1.0, 1.5]},
+    "unknown-columns": {"meter_id": pa.nulls(2, pa.float64()), "service": ["x", "y"]},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_the_lazy_plan_and_pyarrow_normalize_a_file_alike(variant, tmp_path, caplog):
+    path = str(tmp_path / "variant.parquet")
+    pq.write_table(pa.table({**BASE, **VARIANTS[variant]}), path)
+    outcomes, notes = {}, {}
+    for engine, normalize in {"polars": _normalized_by_the_plan, "pandas": _normalized_by_pyarrow}.items():
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="tasks.schema"):
+            try:
+                outcomes[engine] = normalize(path)
+            except SchemaError as error:
+                outcomes[engine] = str(error)
+        notes[engine] = [record.getMessage() for record in caplog.records]
+    assert notes["polars"] == notes["pandas"]
+    if isinstance(outcomes["pandas"], str):
+        assert outcomes["polars"] == outcomes["pandas"]
+    else:
+        assert_same_tables(outcomes["polars"], outcomes["pandas"])
+    refused = {"disagreeing-fold", "alias-fold", "unreadable-text-time", "lossy-code"}
+    assert isinstance(outcomes["pandas"], str) == (variant in refused)
+
+
+def _normalized_by_the_plan(path: str) -> pa.Table:
+    with open_month(path, "yellow") as (frame, _):
+        return frame.collect(engine="streaming").to_arrow().cast(CANONICAL_SCHEMA)
+
+
+def _normalized_by_pyarrow(path: str) -> pa.Table:
+    return normalize_table(read_trip_file(path), "yellow", path)

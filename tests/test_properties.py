@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tasks.engines import get_engine
 from tasks.months import Month
 from tasks.schema import CANONICAL_SCHEMA, SchemaError, normalize_table
 from tasks.settings import MAX_SHARE_OUTSIDE_MONTH
@@ -162,3 +163,31 @@ def test_up_to_the_threshold_stray_months_do_not_refuse_the_file(share_outside, 
     raw = raw_file([{**ordinary, "tpep_pickup_datetime": p, "total_amount": 20.0} for p in pickups])
     _, quarantine = split_valid(normalized(raw), NOVEMBER, known_ids)
     assert quarantine["reason"].to_pylist() == ["pickup_outside_month"] * outside
+
+
+@EXAMPLES
+@given(
+    raw=files,
+    copy=st.sampled_from(["TOTAL_AMOUNT", "Fare_Amount", "pickup_location_id"]),
+    scale=st.sampled_from([1, 10]),
+)
+def test_the_engines_normalize_any_drawn_file_alike(raw, copy, scale):
+    """One mapping, two engines: the same table, or the same refusal. A drawn file also carries a second column
+    folding into an existing one: every other value copied, times `scale`, so the two agree or (mostly) not."""
+    original = raw.column(CANONICAL_COPIES[copy]).to_pylist()
+    values = [None if i % 2 or v is None else v * scale for i, v in enumerate(original)]
+    raw = raw.append_column(copy, pa.array(values, pa.float64() if copy != "pickup_location_id" else pa.int64()))
+    outcomes = {}
+    for engine in ("polars", "pandas"):
+        try:
+            outcomes[engine] = get_engine(engine).normalize(raw, "yellow", "drawn.parquet")
+        except SchemaError as error:
+            outcomes[engine] = str(error)
+    event(outcomes["pandas"].split(": ")[1][:30] if isinstance(outcomes["pandas"], str) else "normalized")
+    if isinstance(outcomes["pandas"], str):
+        assert outcomes["polars"] == outcomes["pandas"]
+    else:
+        assert_same_tables(outcomes["polars"], outcomes["pandas"])
+
+
+CANONICAL_COPIES = {"TOTAL_AMOUNT": "total_amount", "Fare_Amount": "fare_amount", "pickup_location_id": "PULocationID"}

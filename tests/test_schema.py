@@ -83,8 +83,34 @@ def test_text_timestamps_from_csv_and_timezone_aware_ones():
     assert local["pickup_datetime"][0].as_py() == datetime(2025, 1, 1, 8)  # New York is UTC-5 in January
 
 
-def test_duplicate_columns_after_matching_are_coalesced():
-    table = normalize_table(
-        pa.table({**MINIMAL, "Airport_fee": pa.array([None], pa.float64()), "airport_fee": [1.75]}), "yellow"
-    )
-    assert table.column("airport_fee").to_pylist() == [1.75]
+def test_columns_folding_into_one_are_coalesced_when_they_agree_and_noted(caplog):
+    agreeing = {"Airport_fee": pa.array([None, 1.75], pa.float64()), "airport_fee": [1.75, 1.75]}
+    with caplog.at_level(logging.INFO, logger="tasks.schema"):
+        table = normalize_table(pa.table({**TWO_ROWS, **agreeing}), "yellow", "f.parquet")
+    assert table.column("airport_fee").to_pylist() == [1.75, 1.75]
+    assert "columns 'Airport_fee' and 'airport_fee' both map to 'airport_fee' and agree on the 1 row(s)" in caplog.text
+
+
+def test_columns_folding_into_one_that_disagree_refuse_the_file_naming_both():
+    """A mirror with `total_amount` in dollars and `TOTAL_AMOUNT` in dimes: no rule can pick, summing is 10x off."""
+    dimes = {"TOTAL_AMOUNT": [125.0, None]}
+    expected = r"f\.parquet: columns 'total_amount' and 'TOTAL_AMOUNT' both map to 'total_amount' and disagree on 1 of"
+    with pytest.raises(SchemaError, match=expected):
+        normalize_table(pa.table({**TWO_ROWS, **dimes}), "yellow", "f.parquet")
+
+
+def test_an_alias_and_its_canonical_name_fold_too():
+    with pytest.raises(SchemaError, match=r"'PULocationID' and 'pickup_location_id' both map to 'pu_location_id'"):
+        normalize_table(pa.table({**TWO_ROWS, "pickup_location_id": pa.array([132, 7], pa.int32())}), "yellow")
+    same = normalize_table(pa.table({**TWO_ROWS, "pickup_location_id": [132.0, None]}), "yellow")
+    assert same.column("pu_location_id").to_pylist() == [132, 132]
+
+
+def test_text_times_are_read_in_one_format_or_refused():
+    text = {**MINIMAL, "tpep_dropoff_datetime": ["2019-01-15 03:42:19"]}
+    assert normalize_table(pa.table(text), "yellow")["dropoff_datetime"][0].as_py() == datetime(2019, 1, 15, 3, 42, 19)
+    with pytest.raises(SchemaError, match="column 'tpep_dropoff_datetime' cannot become timestamp"):
+        normalize_table(pa.table({**MINIMAL, "tpep_dropoff_datetime": ["15/01/2019 03:42"]}), "yellow")
+
+
+TWO_ROWS = {name: pa.concat_arrays([pa.array(c), pa.array(c)]) for name, c in MINIMAL.items()}

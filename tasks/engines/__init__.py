@@ -15,6 +15,10 @@ from tasks.months import Month
 
 
 class Engine(Protocol):
+    def normalize(self, table: pa.Table, service: str, source: str = "<table>") -> pa.Table:
+        """The file's rows in `CANONICAL_SCHEMA`, by `tasks.schema.ColumnMapping` (the same mapping each engine)."""
+        ...
+
     def split_valid(self, table: pa.Table, month: Month, known_zone_ids: list[int]) -> tuple[pa.Table, pa.Table]:
         """(clean rows in the canonical schema, quarantined rows with a `reason`)."""
         ...

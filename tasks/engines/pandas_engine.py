@@ -8,8 +8,10 @@ import pyarrow as pa
 
 from tasks.months import Month
 from tasks.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
-from tasks.schema import CANONICAL_SCHEMA, NEW_YORK, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
+from tasks.schema import CANONICAL_SCHEMA, NEW_YORK, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA, normalize_table
 from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_MILES
+
+normalize = normalize_table  # pandas reads what pyarrow normalized (`tasks.schema.ColumnMapping`)
 
 _NULLABLE = {pa.int8(): pd.Int8Dtype(), pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype()}
 

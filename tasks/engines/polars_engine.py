@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
+from tasks.engines.polars_normalize import normalize as normalize  # the Engine interface's normalization
 from tasks.months import Month
 from tasks.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
 from tasks.schema import CANONICAL_SCHEMA, NEW_YORK, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
