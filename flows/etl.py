@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -293,8 +296,35 @@ def default_services(args: argparse.Namespace) -> list[str]:
     return [next((s for s in settings.SERVICES if s in name), "yellow")]
 
 
+@contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """Within the block, SIGTERM (`kill`, `docker stop`, a supervisor) ends the process as Ctrl-C would: by an
+    exception, so that context managers and exit hooks run, among them the one that stops the temporary Prefect
+    server a run starts without `PREFECT_API_URL`.
+
+    Python's default for SIGTERM is to die at once, which orphans that server (a child process) still listening.
+    Prefect's flow engine catches SIGTERM during a run, marks the run Crashed, then sends the signal again to the
+    handler that was there before it: this one, which raises `SystemExit(143)`, 128 + SIGTERM as a shell reports it.
+    """
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with sigterm_exits():
+        return run_services(args)
+
+
+def run_services(args: argparse.Namespace) -> int:
+    """`taxi_etl` for each service the command line asks for; prints each summary, stops at the first failure."""
     for service in default_services(args):
         state = taxi_etl(
             service=service,
