@@ -86,7 +86,7 @@ def month_write_lock(service: str, month: Month) -> Iterator[None]:
         try:
             try:
                 ensure_write_limit(name, timeout_seconds=waited)
-            except TimeoutError as error:
+            except TimeoutError:
                 raise WriteLockTimeout(
                     f"the Prefect API at {prefect_api()} did not answer within {waited} s while creating the "
                     f"concurrency limit {name} (the write lock of {service} {month})"
@@ -100,7 +100,7 @@ def month_write_lock(service: str, month: Month) -> Iterator[None]:
                     strict=True,
                 )
             )
-        except TimeoutError as error:
+        except TimeoutError:
             raise WriteLockTimeout(
                 f"waited {waited} s for the concurrency limit {name} on the Prefect API at {prefect_api()}: another "
                 f"run is writing {service} {month}, a run killed while writing left the slot taken (a real Prefect "
