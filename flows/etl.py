@@ -61,6 +61,7 @@ from tasks import settings
 from tasks.metrics import current_run_rows
 from tasks.metrics_publish import monitored
 from tasks.months import Month
+from tasks.output_check import check_output_root
 from tasks.pipeline import etl_month
 from tasks.plan import plan_run
 from tasks.redact import SecretUrl, hide_url_credentials_in_logs, redact_text, redact_url, redacted_errors, reveal
@@ -185,6 +186,7 @@ def taxi_etl(
     with redacted_errors():  # a plan's error names its source
         plan = plan_run(service, months, uri, now=scheduled_time())
     root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, uri) else settings.output_root())
+    check_output_root(root)  # a root that is a file, read-only or unreachable fails the run before any month is read
     for month, month_source in plan.months:
         logger.info("%s %s: reading %s", service, month, redact_url(month_source))
     months_flow = etl_months.with_options(task_runner=month_task_runner(runner, dask_address))
