@@ -10,7 +10,9 @@ error naming the output root.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
+from pathlib import Path
 
 import fsspec
 
@@ -27,19 +29,19 @@ class OutputRootError(RuntimeError):
 def check_output_root(root: str) -> None:
     """Raise `OutputRootError` naming `root` unless a file can be written under it (and is removed again).
 
-    A local root is created if missing, as the first month's write would; on S3 nothing but the probe is written
-    (no bucket is created).
+    Nothing is left behind: a run that fails writes nothing, not even its output folder. Locally the probe is a
+    folder made and removed in the root, or in its nearest existing parent when the root does not exist yet (the
+    first month creates it); on S3 an empty object under the prefix, written and deleted (no bucket is created).
     """
     shown = redact_url(root)
     try:
         filesystem, path = fsspec.core.url_to_fs(root, **settings.fsspec_options(root))
-        if "file" in filesystem.protocol:  # on S3 an object named like the prefix does not stop writes under it
-            if filesystem.isfile(path):
-                raise OutputRootError(f"output root {shown} is a file, not a folder: give a folder or an s3:// prefix")
-            filesystem.makedirs(path, exist_ok=True)
-        probe = f"{path.rstrip('/')}/{PROBE_PREFIX}{uuid.uuid4().hex}"
-        filesystem.pipe_file(probe, b"")
-        filesystem.rm_file(probe)
+        if "file" in filesystem.protocol:
+            _check_folder(Path(path), shown)
+        else:  # on S3 an object named like the prefix does not stop writes under it
+            probe = f"{path.rstrip('/')}/{PROBE_PREFIX}{uuid.uuid4().hex}"
+            filesystem.pipe_file(probe, b"")
+            filesystem.rm_file(probe)
     except OutputRootError:
         raise
     except Exception as error:
@@ -48,3 +50,13 @@ def check_output_root(root: str) -> None:
             f"output root {shown} cannot be written ({where}, checked before reading any month): "
             f"{type(error).__name__}: {redact_text(str(error))}"
         ) from error
+
+
+def _check_folder(root: Path, shown: str) -> None:
+    """A local root: a folder, or a path whose nearest existing parent is one, in which a folder can be made."""
+    if root.is_file():
+        raise OutputRootError(f"output root {shown} is a file, not a folder: give a folder or an s3:// prefix")
+    existing = next(path for path in (root, *root.parents) if path.exists())
+    if not existing.is_dir():
+        raise OutputRootError(f"output root {shown} cannot be created: {existing} is a file, not a folder")
+    Path(tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=existing)).rmdir()  # raises PermissionError, OSError (EROFS)

@@ -47,7 +47,7 @@ def test_a_root_that_is_a_file_is_refused_by_name(a_file):
 
 
 def test_a_root_under_a_file_is_refused_by_name(a_file):
-    with pytest.raises(OutputRootError, match=f"output root {a_file}/out cannot be written.*NotADirectoryError"):
+    with pytest.raises(OutputRootError, match=f"output root {a_file}/out cannot be created: {a_file} is a file"):
         check_output_root(f"{a_file}/out")
 
 
@@ -66,7 +66,10 @@ def test_an_unreachable_s3_output_is_named_as_the_output(closed_s3_endpoint):
 
 def test_a_writable_root_passes_and_keeps_no_probe(tmp_path, s3_bucket, moto_endpoint):
     check_output_root(str(tmp_path / "new" / "lake"))
-    assert (tmp_path / "new" / "lake").is_dir() and list((tmp_path / "new" / "lake").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # not even the folder: a run that fails writes nothing
+    (tmp_path / "lake").mkdir()
+    check_output_root(str(tmp_path / "lake"))
+    assert list((tmp_path / "lake").iterdir()) == []
     check_output_root(f"s3://{s3_bucket}/lake")
     assert "Contents" not in boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(Bucket=s3_bucket)
 
