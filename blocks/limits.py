@@ -12,7 +12,8 @@ Two kinds of limit guard shared resources that no single run can see the whole o
   are created on first use rather than listed here.
 
 Prefect's `rate_limit`/`concurrency` with `strict=False` only warn when the limit is missing and then run
-unguarded; this module creates the limit first (also on first use) and uses `strict=True`.
+unguarded; this module creates the limit first (also on first use, with `tasks.concurrency_limits.ensure_limit`,
+which the write lock uses too) and uses `strict=True`.
 """
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from functools import cache
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.concurrency.sync import rate_limit
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+from tasks.concurrency_limits import LimitSpec, ensure_limit
 
 DOWNLOAD_LIMIT = "taxi-tlc-downloads"
 DOWNLOAD_BURST = 4
@@ -35,49 +34,7 @@ DOWNLOAD_SLOTS_PER_SECOND = 0.5
 DOWNLOAD_WAIT_SECONDS = 600  # a year of months queued behind the rate limit waits at most this long per month
 
 
-@dataclass(frozen=True)
-class LimitSpec:
-    """What a global concurrency limit should look like; `slot_decay_per_second` makes it a rate limit."""
-
-    name: str
-    limit: int
-    slot_decay_per_second: float = 0.0
-
-
 PROJECT_LIMITS = (LimitSpec(DOWNLOAD_LIMIT, DOWNLOAD_BURST, DOWNLOAD_SLOTS_PER_SECOND),)
-
-
-def ensure_limit(spec: LimitSpec) -> str:
-    """Create the limit if it is missing, or put it back to `spec` if someone changed it; returns what was done.
-
-    Idempotent and safe against a concurrent creator (another run, another worker creating it at the same moment).
-    Active slots are left alone: resetting them would free slots that running holders still hold.
-    """
-    with get_client(sync_client=True) as client:
-        try:
-            existing = client.read_global_concurrency_limit_by_name(spec.name)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):
-                client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(
-                        name=spec.name, limit=spec.limit, slot_decay_per_second=spec.slot_decay_per_second
-                    )
-                )
-                return "created"
-            return "exists"
-        if (
-            existing.limit != spec.limit
-            or not existing.active
-            or existing.slot_decay_per_second != spec.slot_decay_per_second
-        ):
-            client.update_global_concurrency_limit(
-                spec.name,
-                GlobalConcurrencyLimitUpdate(
-                    limit=spec.limit, active=True, slot_decay_per_second=spec.slot_decay_per_second
-                ),
-            )
-            return "updated"
-        return "exists"
 
 
 def ensure_project_limits() -> dict[str, str]:

@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -44,6 +47,7 @@ from prefect.exceptions import MissingResult
 from prefect.futures import PrefectFutureList
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
+from pydantic import SecretStr
 
 from blocks.limits import download_slot
 from flows.runners import (
@@ -57,12 +61,16 @@ from tasks import settings
 from tasks.metrics import current_run_rows
 from tasks.metrics_publish import monitored
 from tasks.months import Month
+from tasks.output_check import check_output_root
 from tasks.pipeline import etl_month
 from tasks.plan import plan_run
+from tasks.redact import SecretUrl, hide_url_credentials_in_logs, redact_text, redact_url, redacted_errors, reveal
 from tasks.report import MonthSummary, RunSummary, publish_summary, render_markdown
 from tasks.retries import network_retry_options
 from tasks.schema import NEW_YORK
 from tasks.zones import ZoneTable, load_zones
+
+hide_url_credentials_in_logs()  # a source URL's credentials (presigned, user:password@) never reach a log record
 
 
 def scheduled_time() -> datetime:
@@ -76,18 +84,20 @@ def scheduled_time() -> datetime:
 @monitored
 @flow(name="taxi-etl-months")
 def etl_months(
-    service: str, months: list[str], sources: list[str], root: str, engine: str, zones: str | None = None
+    service: str, months: list[str], sources: list[SecretStr], root: str, engine: str, zones: str | None = None
 ) -> MonthsOutcome:
     """Load the zone table once and map `etl_month` over the planned months on this flow's task runner.
 
     Waits for every month: a month that failed (its task run logged the traceback) is reported by name and error
-    in the outcome, and the months that succeeded stay written.
+    in the outcome, and the months that succeeded stay written. `sources` come as `SecretUrl`s, so this run's
+    stored parameters show them redacted; the months get the URLs themselves.
     """
     publish_dask_links()
     zone_table = load_zones(zones)
     chosen = [Month.parse(month) for month in months]
     outcome = MonthsOutcome(zones_origin=zone_table.origin)
-    for month, future in zip(chosen, map_months(sources, service, chosen, root, zone_table, engine), strict=True):
+    uris = [reveal(source) or "" for source in sources]
+    for month, future in zip(chosen, map_months(uris, service, chosen, root, zone_table, engine), strict=True):
         future.wait()
         state = future.state
         if state.is_completed():
@@ -103,8 +113,8 @@ def failure_reason(state: State) -> str:
     try:
         error = state.result(raise_on_failure=False)
     except MissingResult:
-        return state.message or "failed"
-    return f"{type(error).__name__}: {error}"
+        return redact_text(state.message or "failed")
+    return redact_text(f"{type(error).__name__}: {error}")
 
 
 def map_months(
@@ -133,7 +143,7 @@ def map_months(
 def taxi_etl(
     service: Literal["yellow", "green"] = "yellow",
     months: list[str] | None = None,
-    source: str | None = None,
+    source: str | SecretStr | None = None,
     output: str | None = None,
     engine: Literal["polars", "pandas"] = "polars",
     zones: str | None = None,
@@ -144,7 +154,9 @@ def taxi_etl(
 
     With neither months nor source it runs on the committed sample; with months only, on TLC's official files.
     A month may be `latest`: the newest month TLC has published when the run was scheduled (for schedules).
-    `source` may be one file or a template with `{service}`, `{month}`, `{year}`, `{mm}`; `output` a folder or an
+    `source` may be one file or a template with `{service}`, `{month}`, `{year}`, `{mm}` (default
+    `TAXI_SOURCE_URL`, else TLC's files; a URL with credentials in it, presigned or `user:password@`, belongs
+    there or in a `SecretStr`, since a run's parameters are stored as given); `output` a folder or an
     `s3://` prefix (default `TAXI_OUTPUT_ROOT` or `./output`; for the sample, `./output/sample`, so synthetic months
     never land in the lake); `zones` a zone-table CSV, or `tlc` to download TLC's current one (default: TLC's table
     shipped in `data/`).
@@ -167,25 +179,34 @@ def taxi_etl(
     """
     logger = get_run_logger()
     started = time.perf_counter()
-    plan = plan_run(service, months, source, now=scheduled_time())
-    root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, source) else settings.output_root())
+    uri = reveal(source) or settings.source_url()
+    if isinstance(source, str) and redact_url(source) != source:
+        logger.warning(
+            "this run's parameters hold the credentials of its source URL as given: pass such a URL with --source "
+            "on the command line, in TAXI_SOURCE_URL, or as a pydantic SecretStr"
+        )
+    with redacted_errors():  # a plan's error names its source
+        plan = plan_run(service, months, uri, now=scheduled_time())
+    root = output or (settings.SAMPLE_OUTPUT_ROOT if uses_sample(months, uri) else settings.output_root())
+    check_output_root(root)  # a root that is a file, read-only or unreachable fails the run before any month is read
     for month, month_source in plan.months:
-        logger.info("%s %s: reading %s", service, month, month_source)
+        logger.info("%s %s: reading %s", service, month, redact_url(month_source))
     months_flow = etl_months.with_options(task_runner=month_task_runner(runner, dask_address))
     try:
         outcome = months_flow(
             service,
             [str(month) for month, _ in plan.months],
-            [month_source for _, month_source in plan.months],
+            [SecretUrl(month_source) for _, month_source in plan.months],
             root,
             engine,
             zones,
         )
     except Exception as error:  # the months could not even start: the zone table, the cluster
-        return Failed(message=f"{service}: the months could not start: {type(error).__name__}: {error}")
+        reason = redact_text(f"{type(error).__name__}: {error}")
+        return Failed(message=f"{service}: the months could not start: {reason}")
     summary = RunSummary(service=service, engine=engine, output_root=root, zones_origin=outcome.zones_origin)
     if plan.latest:
-        summary.latest = plan.latest.describe()
+        summary.latest = redact_text(plan.latest.describe())
     summary.months = outcome.done
     for done in outcome.done:
         logger.info(
@@ -236,7 +257,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--source",
         metavar="PATH|URL",
         help="a local path, http(s):// or s3:// URL of a parquet/CSV(.gz) file, or a template with "
-        "{service} and {month} (default: TLC's official file for each month)",
+        "{service} and {month}; a presigned URL is shown and stored redacted (default: $TAXI_SOURCE_URL, else "
+        "TLC's official file for each month)",
     )
     parser.add_argument(
         "--output",
@@ -271,19 +293,47 @@ def default_services(args: argparse.Namespace) -> list[str]:
     """Both services for the sample; otherwise the one named in the source's file name, or yellow."""
     if args.service:
         return args.service
-    if not args.months and not args.source:
+    source = args.source or settings.source_url()
+    if not args.months and not source:
         return list(settings.SERVICES)
-    name = (args.source or "").rsplit("/", 1)[-1]
+    name = (source or "").split("?", 1)[0].rsplit("/", 1)[-1]
     return [next((s for s in settings.SERVICES if s in name), "yellow")]
+
+
+@contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """Within the block, SIGTERM (`kill`, `docker stop`, a supervisor) ends the process as Ctrl-C would: by an
+    exception, so that context managers and exit hooks run, among them the one that stops the temporary Prefect
+    server a run starts without `PREFECT_API_URL`.
+
+    Python's default for SIGTERM is to die at once, which orphans that server (a child process) still listening.
+    Prefect's flow engine catches SIGTERM during a run, marks the run Crashed, then sends the signal again to the
+    handler that was there before it: this one, which raises `SystemExit(143)`, 128 + SIGTERM as a shell reports it.
+    """
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with sigterm_exits():
+        return run_services(args)
+
+
+def run_services(args: argparse.Namespace) -> int:
+    """`taxi_etl` for each service the command line asks for; prints each summary, stops at the first failure."""
     for service in default_services(args):
         state = taxi_etl(
             service=service,
             months=args.months,
-            source=args.source,
+            source=SecretUrl(args.source) if args.source else None,  # stored in the run's parameters redacted
             output=args.output,
             engine=args.engine,
             zones=args.zones,

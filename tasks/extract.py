@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.redact import hide_aws_credentials_in_logs
+from tasks.redact import RedactsUrls, hide_aws_credentials_in_logs
 from tasks.retries import network_retry_options
 from tasks.schema import SOURCE_TYPES, canonical_name
 from tasks.settings import fsspec_options
@@ -41,7 +41,7 @@ STAGED_ROW_GROUP_ROWS = 250_000  # rows per row group of a converted CSV: what o
 hide_aws_credentials_in_logs()  # botocore's debug records print the session token; every S3 path imports this
 
 
-class SourceError(ValueError):
+class SourceError(RedactsUrls, ValueError):  # its message names the source: without credentials
     """A source that cannot be read: missing, empty, corrupt, not a trip file, or unreachable this time.
 
     Whether a retry may help is decided by `tasks.retries.is_transient` from the error it was raised from (a

@@ -52,6 +52,7 @@ from prefect.states import State
 
 from tasks import settings
 from tasks.peak_memory import peak_rss_bytes
+from tasks.redact import redact_text
 
 DASK_TOPIC = "taxi-task-metrics"  # the Dask event topic that carries records from worker processes
 MONTH_PATTERN = re.compile(r"^\d{4}-\d{2}$")
@@ -156,7 +157,8 @@ def record_task_run(task: Task, task_run: TaskRun, state: State) -> None:
     )
     if state.is_failed():
         error = state.result(raise_on_failure=False)
-        record.error = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(state.message)
+        error_text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(state.message)
+        record.error = redact_text(error_text)  # published in the artifact and the month's event
     deliver(record)
 
 

@@ -39,6 +39,7 @@ from prefect.states import State
 
 from tasks import settings
 from tasks.metrics import MONTH_PATTERN, STORE, TaskMetrics, quiet_metric_hooks, records_from_dask
+from tasks.redact import redact_text
 
 ARTIFACT_KEY = "taxi-task-metrics"
 _flow_started: dict[str, float] = {}  # flow run id -> perf counter when it started running
@@ -191,7 +192,7 @@ def emit_month_events(rows: list[dict[str, Any]], errors: dict[str, str], relate
             continue
         resource = month_resource(row["service"], row["month"])
         if row["state"] != "COMPLETED":
-            reason = errors.get(row["task_run"]) or row["state"]
+            reason = redact_text(errors.get(row["task_run"]) or row["state"])
             emit_event("taxi.month.failed", resource, related=related, payload={"reason": reason})
             continue
         emit_event("taxi.month.loaded", resource, related=related, payload=row)
@@ -209,7 +210,7 @@ def emit_unloaded_months(
     seen = {row["month"] for row in rows if row["service"] == service}
     for month in (flow_run.parameters or {}).get("months") or []:
         if MONTH_PATTERN.match(str(month)) and month not in seen:
-            payload = {"reason": f"Crashed: {state.message}"}
+            payload = {"reason": redact_text(f"Crashed: {state.message}")}
             emit_event("taxi.month.failed", month_resource(service, month), related=related, payload=payload)
 
 

@@ -15,6 +15,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
 from tasks.metrics import metered
+from tasks.redact import redact_text, redact_url
 
 
 @dataclass
@@ -31,6 +32,9 @@ class MonthSummary:
     bytes_written: int = 0  # the committed files' sizes
     finished_at: float = 0.0  # wall-clock time (epoch seconds) when the month was done: for throughput
 
+    def __post_init__(self) -> None:
+        self.source = redact_url(self.source)  # a summary is returned, printed and published: never a credential
+
 
 @dataclass
 class RunSummary:
@@ -43,6 +47,9 @@ class RunSummary:
     failure: str = ""  # "<service> <month>: <error>" for each failed month, joined by "; "
     latest: str = ""  # how `latest` was resolved, when it was asked for
     tasks: list[dict[str, Any]] = field(default_factory=list)  # the run's task metrics rows so far
+
+    def __post_init__(self) -> None:
+        self.output_root = redact_url(self.output_root)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +83,7 @@ def render_markdown(summary: RunSummary) -> str:
     if summary.failure:
         lines += ["", f"**Failed:** {summary.failure}. A failed month wrote nothing; the months above were written."]
     lines += ["", "Outputs:", *(f"- `{uri}`" for month in summary.months for uri in month.outputs.values())]
-    return "\n".join(lines)
+    return redact_text("\n".join(lines))  # failure messages and `latest` name sources
 
 
 @metered

@@ -76,6 +76,17 @@ def output_root() -> str:
     return os.environ.get("TAXI_OUTPUT_ROOT", str(PROJECT_ROOT / "output"))
 
 
+def source_url() -> str | None:
+    """`taxi_etl`'s source when none is given: `TAXI_SOURCE_URL` (a path, URL or template), else None (TLC's files).
+
+    The place for a URL that carries credentials (a presigned S3 URL, `https://user:password@...`): a flow run's
+    parameters are stored and shown as given, the environment is not. A deployment's worker can fill it from a
+    Secret block in the work pool's job variables (`env: {TAXI_SOURCE_URL: "{{ prefect.blocks.secret.NAME }}"}`),
+    which the worker resolves when it starts the run.
+    """
+    return os.environ.get("TAXI_SOURCE_URL") or None
+
+
 def lesson_output_root(lesson: str) -> str:
     """Where a lesson writes by default: `TAXI_LESSONS_ROOT/<lesson>`, else `./output/lessons/<lesson>`.
 

@@ -17,27 +17,41 @@ after a SIGKILL, with `WRITE_LOCK_LEASE_SECONDS` = 60). The temporary server doe
 that revokes expired leases, and the taken slot stays in the SQLite database under `PREFECT_HOME`, so every later
 load of that month waits `WRITE_LOCK_TIMEOUT_SECONDS` and fails, saying how to free the slot by hand. Runs that
 may be killed (schedules, workers) belong on a real server anyway.
+
+An API that does not answer. Creating the limit and acquiring its slot share one deadline,
+`WRITE_LOCK_TIMEOUT_SECONDS`: Prefect's client alone would wait about seven minutes per call on a server that
+accepts connections and never answers. A refused connection fails at once, naming the API and the limit.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+import httpx
+from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import PREFECT_API_URL
 
 from tasks import settings
+from tasks.concurrency_limits import LimitSpec, ensure_limit
 from tasks.months import Month
 
 
 class WriteLockTimeout(RuntimeError):
-    """No write slot for a month within the timeout: another writer holds it, or a killed one left it taken.
+    """No write slot for a month within the timeout: another writer holds it, a killed one left it taken, or the
+    Prefect API did not answer.
 
     A `RuntimeError`, not a `TimeoutError`: `tasks.retries` retries timeouts as network trouble, and waiting
     another `WRITE_LOCK_TIMEOUT_SECONDS` per retry would only delay the message that says how to free the slot.
+    """
+
+
+class WriteLockUnavailable(ConnectionError):
+    """The Prefect API that holds the month's write limit refused the connection or could not be reached.
+
+    A `ConnectionError`: transient for `tasks.retries` (a server restarting), so the month is retried with backoff.
     """
 
 
@@ -46,44 +60,60 @@ def write_lock_name(service: str, month: Month) -> str:
     return f"taxi-write-{service}-{month.year:04d}-{month.month:02d}"
 
 
-def ensure_write_limit(name: str) -> None:
+def prefect_api() -> str:
+    """The Prefect API this process talks to, for messages."""
+    return PREFECT_API_URL.value() or "Prefect's temporary server (PREFECT_API_URL unset)"
+
+
+def ensure_write_limit(name: str, timeout_seconds: float | None = None) -> None:
     """Create the limit with one slot if it is missing, or set it back to one active slot if someone changed it."""
-    with get_client(sync_client=True) as client:
-        try:
-            existing = client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            with suppress(ObjectAlreadyExists):  # another run created it between our read and create
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            return
-        if existing.limit != 1 or not existing.active:
-            client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1, active=True))
+    ensure_limit(LimitSpec(name, 1), timeout_seconds)
 
 
 @contextmanager
 def month_write_lock(service: str, month: Month) -> Iterator[None]:
     """Hold the month's write slot for the duration of the block; waits for another writer of the same month.
 
-    Raises `WriteLockTimeout` after `WRITE_LOCK_TIMEOUT_SECONDS` without the slot: not retried, since a retry
-    would wait as long again for a slot that a killed writer may hold for good.
+    One deadline, `WRITE_LOCK_TIMEOUT_SECONDS`, covers creating the limit and acquiring its slot, however the API
+    behaves. Raises `WriteLockTimeout` when it passes (not retried: a retry would wait as long again for a slot
+    that a killed writer may hold for good), and `WriteLockUnavailable` when the API refuses the connection; both
+    name the limit and the API.
     """
     name = write_lock_name(service, month)
-    ensure_write_limit(name)
+    waited = settings.WRITE_LOCK_TIMEOUT_SECONDS
+    deadline = time.monotonic() + waited
     with ExitStack() as held:
         try:
+            try:
+                ensure_write_limit(name, timeout_seconds=waited)
+            except TimeoutError:
+                raise WriteLockTimeout(
+                    f"the Prefect API at {prefect_api()} did not answer within {waited} s while creating the "
+                    f"concurrency limit {name} (the write lock of {service} {month})"
+                ) from None  # decisive for `tasks.retries`: a TimeoutError cause would make it a retry
             held.enter_context(
                 concurrency(
                     name,
                     occupy=1,
-                    timeout_seconds=settings.WRITE_LOCK_TIMEOUT_SECONDS,
+                    timeout_seconds=max(deadline - time.monotonic(), 0.01),
                     lease_duration=settings.WRITE_LOCK_LEASE_SECONDS,
                     strict=True,
                 )
             )
-        except TimeoutError as error:
+        except TimeoutError:
             raise WriteLockTimeout(
-                f"waited {settings.WRITE_LOCK_TIMEOUT_SECONDS} s for the concurrency limit {name}: another run is "
-                f"writing {service} {month}, or a run killed while writing left the slot taken (a real Prefect server "
-                f"frees it {settings.WRITE_LOCK_LEASE_SECONDS} s after; the temporary server never does). If no run "
-                f"is writing this month: prefect gcl update {name} --active-slots 0"
+                f"waited {waited} s for the concurrency limit {name} on the Prefect API at {prefect_api()}: another "
+                f"run is writing {service} {month}, a run killed while writing left the slot taken (a real Prefect "
+                f"server frees it {settings.WRITE_LOCK_LEASE_SECONDS} s after; the temporary server never does), or "
+                f"the API did not answer. If no run is writing this month: prefect gcl update {name} --active-slots 0"
+            ) from None
+        except (httpx.TransportError, ConcurrencySlotAcquisitionError) as error:
+            if isinstance(error, ConcurrencySlotAcquisitionError) and not isinstance(
+                error.__cause__, httpx.TransportError
+            ):
+                raise
+            raise WriteLockUnavailable(
+                f"the Prefect API at {prefect_api()} cannot be reached for the concurrency limit {name} "
+                f"(the write lock of {service} {month}): {type(error).__name__}: {error}"
             ) from error
         yield

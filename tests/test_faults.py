@@ -234,6 +234,25 @@ def point_s3_at(endpoint: str, monkeypatch) -> None:
     s3fs.S3FileSystem.clear_instance_cache()
 
 
+def outage_after_the_output_check(port: int, monkeypatch) -> None:
+    """S3 on `port` is up while the run checks its output root, then down: the outage its months meet.
+
+    A run checks its output root before reading any month (`tasks/output_check.py`, tested in
+    tests/test_output_check.py) and fails at once when S3 is down then; these tests are about an outage that
+    begins after that check."""
+    check_output_root = flows.etl.check_output_root
+
+    def check_then_go_down(root: str) -> None:
+        server = start_moto(port)[0]
+        try:
+            check_output_root(root)
+        finally:
+            server.stop()
+            s3fs.S3FileSystem.clear_instance_cache()
+
+    monkeypatch.setattr(flows.etl, "check_output_root", check_then_go_down)
+
+
 def attempts_of(state) -> int:
     """How many times the run's month task ran (1 = no retry), read back from the Prefect API."""
     (run,) = [run for run in task_runs_of(state) if re.fullmatch(r"month-(yellow|green)-\d{4}-\d{2}", run.name)]
@@ -263,6 +282,7 @@ def test_the_run_completes_when_s3_comes_back(s3_bucket, moto_endpoint, monkeypa
     source = put_sample(s3_bucket, moto_endpoint)
     port = free_port()
     point_s3_at(f"http://127.0.0.1:{port}", monkeypatch)
+    outage_after_the_output_check(port, monkeypatch)
     revived = []
 
     def bring_s3_back_then_decide(task, task_run, state):
@@ -288,6 +308,7 @@ def test_the_run_completes_when_s3_comes_back(s3_bucket, moto_endpoint, monkeypa
 def test_a_load_that_meets_s3_down_is_retried_until_it_is_back(s3_bucket, moto_endpoint, monkeypatch):
     port = free_port()
     point_s3_at(f"http://127.0.0.1:{port}", monkeypatch)
+    outage_after_the_output_check(port, monkeypatch)
     revived = []
 
     def bring_s3_back_then_decide(task, task_run, state):

@@ -3,7 +3,8 @@
 The S3 paths run with a recognisable fake secret key and session token (moto accepts any), then everything a
 user or an operator can later read is searched for them: every log record in the process (botocore's debug
 records included), the flow runs' logs, artifacts, parameters and states as the Prefect API holds them, the
-objects written to S3, Prefect's local result storage, and the repository's tracked files.
+objects written to S3, Prefect's local result storage, and the repository's tracked files. The same search runs
+for credentials carried by a source URL: a presigned URL's query and `user:password@` (`tasks.redact.redact_url`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import subprocess
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
@@ -20,16 +23,25 @@ import pytest
 import s3fs
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.events.filters import EventFilter, EventOccurredFilter
+from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogHandler
 from prefect_aws import AwsCredentials
 from pydantic import SecretStr
 
 from blocks.register import credentials_from_env
-from flows.etl import taxi_etl
+from flows.etl import main, taxi_etl
 from tasks import settings
 from tasks.extract import SourceError, read_trip_file
-from tasks.redact import MASK
+from tasks.redact import MASK, redact_text, redact_url
+from tests.polling import eventually
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|_KEY$", re.IGNORECASE)
@@ -224,3 +236,111 @@ def test_env_example_documents_every_variable_without_secret_values():
     assert {name: value for name, value in documented.items() if SECRET_NAME.search(name) and value} == {}
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=settings.PROJECT_ROOT, check=False)
     assert ignored.returncode == 0, "a filled-in .env must never be committed: list it in .gitignore"
+
+
+def presigned(url: str, run: str) -> str:
+    """`url` signed the way S3 presigns a GET with temporary credentials, with fake recognisable values."""
+    return (
+        f"{url}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=taxiFAKEKEYID{run}%2F20250101%2Fus-east-1%2Fs3"
+        f"%2Faws4_request&X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host"
+        f"&X-Amz-Security-Token=taxi-FAKE-TOKEN-{run}&X-Amz-Signature=taxi-FAKE-SIGNATURE-{run}"
+    )
+
+
+def test_a_url_shows_without_its_credentials():
+    url = presigned("https://bucket.s3.amazonaws.com/raw/green_tripdata_2025-01.parquet", "0123")
+    assert redact_url(url) == (
+        "https://bucket.s3.amazonaws.com/raw/green_tripdata_2025-01.parquet?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        f"&X-Amz-Credential={MASK}&X-Amz-Date=20250101T000000Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host"
+        f"&X-Amz-Security-Token={MASK}&X-Amz-Signature={MASK}"
+    )
+    assert redact_url("https://me:pa%40ss@host:8443/a.parquet#x") == f"https://{MASK}@host:8443/a.parquet#x"
+    sigv2 = "https://h/a?AWSAccessKeyId=AK&Signature=s%2B&Expires=9&token=t&api_key=k&sig=z&v=1"
+    assert redact_url(sigv2) == f"https://h/a?AWSAccessKeyId={MASK}&Signature={MASK}&Expires=9&token={MASK}" + (
+        f"&api_key={MASK}&sig={MASK}&v=1"
+    )
+    for kept in (
+        "/data/green_tripdata_2025-01.parquet",
+        "s3://bucket/raw/{service}_{month}.parquet",
+        "https://h/a?v=1",
+    ):
+        assert redact_url(kept) == kept
+    assert redact_text(f"SourceError: http://u:p@h/x.parquet: HTTP 404 (`{sigv2}`)") == (
+        f"SourceError: http://{MASK}@h/x.parquet: HTTP 404 (`{redact_url(sigv2)}`)"
+    )
+
+
+def shown_by_the_api(since: datetime, expected_events: set[str]) -> dict[str, str]:
+    """Everything the Prefect API holds about the flow runs started since `since`: their parameters, every state
+    of them and of their task runs, their logs, artifacts, and the events that occurred since (once `expected_events`
+    are among them: the server stores events in batches)."""
+    APILogHandler().flush()
+    EventsWorker.drain_all()
+    with get_client(sync_client=True) as client:
+        flow_runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since))
+        )
+        run_ids = [run.id for run in flow_runs]
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+        states = [state for run in flow_runs for state in client.read_flow_run_states(run.id)]
+        states += [state for run in task_runs for state in client.read_task_run_states(run.id)]
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)))
+        artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+
+    def events() -> list:
+        with get_client(sync_client=True) as client:
+            page = client.read_events(filter=EventFilter(occurred=EventOccurredFilter(since=since)), limit=50)
+            found = list(page.events)
+            while page.next_page:
+                page = client.read_events_page(page.next_page)
+                found += page.events
+        return found if expected_events <= {event.event for event in found} else []
+
+    return {
+        "flow runs and task runs (API)": "\n".join(run.model_dump_json() for run in [*flow_runs, *task_runs]),
+        "states (API)": "\n".join(state.model_dump_json() for state in states),
+        "logs (API)": "\n".join(log.message for log in logs),
+        "artifacts (API)": "\n".join(artifact.model_dump_json() for artifact in artifacts),
+        "events (API)": "\n".join(event.model_dump_json() for event in eventually(events, str(expected_events))),
+    }
+
+
+def log_records(caplog) -> str:
+    """Every record as a handler would print it: message, and traceback (`exc_text` once a formatter made it)."""
+    formatter = logging.Formatter()
+    return "\n".join(
+        f"{r.getMessage()} {r.exc_text or (formatter.formatException(r.exc_info) if r.exc_info else '')}"
+        for r in caplog.records
+    )
+
+
+@pytest.mark.flow
+@pytest.mark.usefixtures("prefect_server")
+def test_runs_from_urls_with_credentials_reveal_none(http_root, tmp_path, caplog, capfd, monkeypatch):
+    """A presigned URL and `user:password@` URLs, read by real runs from a loopback http server, through the
+    command line (`--source`), and the `TAXI_SOURCE_URL` setting; one month found, one missing (a failed state)."""
+    folder, base = http_root
+    shutil.copy(SAMPLE, folder / SAMPLE.name)
+    run = uuid.uuid4().hex
+    secrets = [f"taxiFAKEKEYID{run}", f"taxi-FAKE-TOKEN-{run}", f"taxi-FAKE-SIGNATURE-{run}"]
+    secrets += [f"taxiuser{run}", f"taxi-FAKE-PASSWORD-{run}"]
+    with_password = base.replace("://", f"://taxiuser{run}:taxi-FAKE-PASSWORD-{run}@")
+    caplog.set_level(logging.DEBUG)
+    since = datetime.now(UTC)
+
+    assert main(["--source", presigned(f"{base}/{SAMPLE.name}", run), "--output", str(tmp_path / "a")]) == 0
+    missing = f"{with_password}/absent/{{service}}_tripdata_{{month}}.parquet"
+    assert main(["--source", missing, "--service", "green", "--month", "2025-01", "--output", str(tmp_path)]) == 1
+    monkeypatch.setenv("TAXI_SOURCE_URL", f"{with_password}/{SAMPLE.name}")
+    by_setting = taxi_etl(service="green", output=str(tmp_path / "b"), return_state=True)
+    assert by_setting.is_completed()
+
+    seen = shown_by_the_api(since, {"taxi.month.loaded", "taxi.month.failed"})
+    seen["flow result"] = repr(by_setting.result())
+    seen["log records"] = log_records(caplog)
+    console = capfd.readouterr()
+    seen["console"] = console.out + console.err
+    assert f"{base}/{SAMPLE.name}?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential={MASK}" in seen["logs (API)"]
+    assert f"http://{MASK}@127.0.0.1" in seen["states (API)"]  # the failed month's message names its source
+    assert "HTTP 404" in seen["console"] and "| 2025-01 |" in seen["artifacts (API)"]
+    assert leaks(secrets, seen) == []

@@ -1,0 +1,71 @@
+"""Get or create a Prefect global concurrency limit: the one function the write lock and the project's limits use.
+
+`concurrency(..., strict=False)` and `rate_limit(..., strict=False)` only warn when their limit does not exist and
+then run unguarded, so the project creates its limits first and uses them with `strict=True`: the download rate
+limit (`blocks/limits.py`) and one write limit per month (`tasks/write_lock.py`).
+
+`timeout_seconds` bounds the whole exchange with the API. Prefect's client waits up to
+`PREFECT_API_REQUEST_TIMEOUT` (60 s) per request and retries timeouts several times with backoff: against a server
+that accepts connections and never answers one call took about seven minutes. The calls run on Prefect's async
+client inside `anyio.fail_after`, which cancels them, retries included, at the deadline.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+
+import anyio
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.utilities.asyncutils import run_coro_as_sync
+
+
+@dataclass(frozen=True)
+class LimitSpec:
+    """What a global concurrency limit should look like; `slot_decay_per_second` makes it a rate limit."""
+
+    name: str
+    limit: int
+    slot_decay_per_second: float = 0.0
+
+
+def ensure_limit(spec: LimitSpec, timeout_seconds: float | None = None) -> str:
+    """Create the limit if it is missing, or put it back to `spec` if someone changed it; returns what was done:
+    `"created"`, `"updated"` or `"exists"`. Raises `TimeoutError` when the API has not answered within
+    `timeout_seconds` (None: no bound of our own).
+
+    Idempotent and safe against a concurrent creator (another run, another worker creating it at the same moment).
+    Active slots are left alone: resetting them would free slots that running holders still hold.
+    """
+    return run_coro_as_sync(_ensure_limit(spec, timeout_seconds))
+
+
+async def _ensure_limit(spec: LimitSpec, timeout_seconds: float | None) -> str:
+    with anyio.fail_after(timeout_seconds):
+        async with get_client() as client:
+            try:
+                existing = await client.read_global_concurrency_limit_by_name(spec.name)
+            except ObjectNotFound:
+                with suppress(ObjectAlreadyExists):
+                    await client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(
+                            name=spec.name, limit=spec.limit, slot_decay_per_second=spec.slot_decay_per_second
+                        )
+                    )
+                    return "created"
+                return "exists"
+            if (
+                existing.limit != spec.limit
+                or not existing.active
+                or existing.slot_decay_per_second != spec.slot_decay_per_second
+            ):
+                await client.update_global_concurrency_limit(
+                    spec.name,
+                    GlobalConcurrencyLimitUpdate(
+                        limit=spec.limit, active=True, slot_decay_per_second=spec.slot_decay_per_second
+                    ),
+                )
+                return "updated"
+            return "exists"
