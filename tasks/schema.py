@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.redact import RedactsUrls
 from tasks.run_log import step_logger
 
 CODE = pa.int32()
@@ -87,7 +88,7 @@ SOURCE_TYPES = {field.name: field.type for field in CANONICAL_SCHEMA if field.na
 SERVICE_MARKERS = {"yellow": ("tpep_",), "green": ("lpep_", "trip_type", "ehail_fee")}
 
 
-class SchemaError(ValueError):
+class SchemaError(RedactsUrls, ValueError):  # its message names the source: without credentials
     """A file whose columns cannot be mapped onto the canonical schema."""
 
 

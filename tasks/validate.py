@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import get_engine
 from tasks.months import Month
+from tasks.redact import RedactsUrls
 from tasks.rules import check_row_invariant
 from tasks.settings import MAX_SHARE_OUTSIDE_MONTH
 
@@ -23,7 +24,7 @@ from tasks.settings import MAX_SHARE_OUTSIDE_MONTH
 MONTHS_NAMED = 3
 
 
-class WrongMonthError(ValueError):
+class WrongMonthError(RedactsUrls, ValueError):
     """Most of a file's pickups fall outside the month it was given for: the file or the month is wrong."""
 
 

@@ -23,6 +23,7 @@ from prefect import task
 
 from tasks import settings
 from tasks.metrics import metered
+from tasks.redact import RedactsUrls
 from tasks.run_log import step_logger
 
 ZONE_SCHEMA = pa.schema(
@@ -41,7 +42,7 @@ UNKNOWN_BOROUGH = "Unknown"
 DOWNLOAD = "tlc"
 
 
-class ZoneTableError(ValueError):
+class ZoneTableError(RedactsUrls, ValueError):  # its message may name a URL: without credentials
     """A zone table that cannot be used: unreadable, unreachable, or not shaped like TLC's."""
 
 

@@ -41,6 +41,9 @@ from flows.etl import main, taxi_etl
 from tasks import settings
 from tasks.extract import SourceError, read_trip_file
 from tasks.redact import MASK, redact_text, redact_url
+from tasks.schema import SchemaError, ServiceMismatchError
+from tasks.validate import WrongMonthError
+from tasks.zones import ZoneTableError
 from tests.polling import eventually
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
@@ -268,6 +271,14 @@ def test_a_url_shows_without_its_credentials():
     assert redact_text(f"SourceError: http://u:p@h/x.parquet: HTTP 404 (`{sigv2}`)") == (
         f"SourceError: http://{MASK}@h/x.parquet: HTTP 404 (`{redact_url(sigv2)}`)"
     )
+
+
+def test_errors_that_name_a_source_name_it_without_its_credentials():
+    """Prefect stores `str(error)` as a failed month's state message and sends it in the task run's event."""
+    url = "https://me:hunter2@host/green_tripdata_2025-01.parquet?X-Amz-Signature=abc"
+    for error_type in (SourceError, SchemaError, ServiceMismatchError, WrongMonthError, ZoneTableError):
+        shown = str(error_type(f"{url}: cannot be used"))
+        assert "hunter2" not in shown and "abc" not in shown and "host/green_tripdata_2025-01.parquet" in shown
 
 
 def shown_by_the_api(since: datetime, expected_events: set[str]) -> dict[str, str]:
