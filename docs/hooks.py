@@ -5,6 +5,10 @@ is rendered: the rule table from `tasks/rules.py`, the canonical schema from `ta
 `benchmarks/results.json`, values from `tasks/settings.py`. An unknown macro, a benchmark row that does not exist or
 a missing generated file fails the build, so a page cannot quietly keep a stale or hand-typed number.
 
+Each lesson page shows its measured effect as a chart (`lesson_chart`, drawn here from `benchmarks/results.json` by
+`docs/lesson_charts.py`) and the lines of code that matter, cut from the module by name (`source_lines`): a renamed
+function fails the build instead of leaving a stale copy on the page.
+
 The hook also publishes, without copying anything into docs/: the charts the project draws (under `assets/`),
 every module of `flows/`, `tasks/` and `blocks/` as a page of source (under `source/`), so a lesson page links the
 code it teaches, and the API reference (`api.md`): a section per module of `tasks/`, so a new module is in it
@@ -14,10 +18,12 @@ without anyone adding it.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -37,7 +43,20 @@ FIGURES = {
     "assets/perf-trend.png": PROJECT_ROOT / "reports" / "perf" / "trend.png",
 }
 
+# Site path of a lesson module's chart: `flows/quote.py` -> `assets/lessons/quote.png`.
+LESSON_CHART = "assets/lessons/{stem}.png"
+
 MACRO = re.compile(r"\{\{\s*([a-z_]+)\((.*?)\)\s*\}\}")
+
+
+def sibling(name: str) -> ModuleType:
+    """A helper module beside this file (MkDocs loads hooks by path: docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", Path(__file__).with_name(f"{name}.py"))
+    if spec is None or spec.loader is None:
+        raise PluginError(f"docs/{name}.py cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def source_page_uri(module_path: str) -> str:
@@ -87,6 +106,11 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             missing = project_file.relative_to(PROJECT_ROOT)
             raise PluginError(f"{missing} is missing: the site shows it (see FIGURES in docs/hooks.py)")
         files.append(File.generated(config, site_path, abs_src_path=str(project_file)))
+    charts = sibling("lesson_charts")
+    results = benchmark_document()["results"]
+    for lesson in sorted({result["lesson"] for result in results}):
+        chart = LESSON_CHART.format(stem=Path(lesson).stem)
+        files.append(File.generated(config, chart, content=charts.draw(results, lesson)))
     for package in SOURCE_PACKAGES:
         for module in sorted((PROJECT_ROOT / package).rglob("*.py")):
             module_path = module.relative_to(PROJECT_ROOT).as_posix()
@@ -173,9 +197,16 @@ def benchmark_machine() -> str:
     )
 
 
+def with_unit(result: dict[str, Any], side: str) -> str:
+    """`7.312 s (7.102-9.111)`: a side's median with its unit, then the range of its repeats."""
+    from benchmarks.report import figure
+
+    return f"{figure(result[side])} {result['unit']} ({figure(result['min'][side])}-{figure(result['max'][side])})"
+
+
 def benchmark_rows(*names_or_lessons: str) -> str:
     """Benchmark rows chosen by name or by lesson module (`flows/quote.py`), as a table with their targets."""
-    from benchmarks.report import MET, variant
+    from benchmarks.report import MET
 
     results = benchmark_document()["results"]
     chosen = [result for result in results if {result["name"], result["lesson"]} & set(names_or_lessons)]
@@ -183,14 +214,13 @@ def benchmark_rows(*names_or_lessons: str) -> str:
     if missing := [wanted for wanted in names_or_lessons if wanted not in found]:
         raise PluginError(f"benchmarks/results.json has no row for {missing}")
     return markdown_table(
-        ["result", "what is compared", "unit", "baseline", "optimized", "ratio", "target", "met"],
+        ["result", "what is compared", "baseline", "optimized", "ratio", "target", "met"],
         [
             [
                 f"`{result['name']}`",
                 result["metric"],
-                result["unit"],
-                variant(result, "baseline"),
-                variant(result, "optimized"),
+                with_unit(result, "baseline"),
+                with_unit(result, "optimized"),
                 f"{result['ratio']:.2f}x",
                 result["target"] or "-",
                 MET[result["met"]],
@@ -198,6 +228,39 @@ def benchmark_rows(*names_or_lessons: str) -> str:
             for result in chosen
         ],
     )
+
+
+def benchmark_duration() -> str:
+    """How long the committed `make bench` run took, as it recorded it (`seconds` in results.json)."""
+    document = benchmark_document()
+    if not document.get("seconds"):
+        raise PluginError("benchmarks/results.json records no duration (`seconds`): rerun `make bench`")
+    return f"{document['seconds'] / 60:.0f} minutes"
+
+
+def lesson_chart(lesson: str) -> str:
+    """A lesson module's chart (drawn in `on_files`), with a caption that says how to read it."""
+    rows = [result for result in benchmark_document()["results"] if result["lesson"] == lesson]
+    if not rows:
+        raise PluginError(f"benchmarks/results.json has no row for {lesson}")
+    names = ", ".join(f"`{result['name']}`" for result in rows)
+    return (
+        '<figure class="lesson-chart" markdown="span">\n'
+        f"  ![The measured effect of {lesson}: {names}](../{LESSON_CHART.format(stem=Path(lesson).stem)})\n"
+        f"  <figcaption>Baseline (light bar) against the lesson's way, per benchmark row ({names}): the median of "
+        "the repeats, whiskers from the fastest to the slowest. Green met its target, red missed it, grey has "
+        "none. Drawn from <code>benchmarks/results.json</code> when the site is built.</figcaption>\n"
+        "</figure>"
+    )
+
+
+def source_lines(module_path: str, name: str) -> str:
+    """The definition `name` (`"def cached_etl"` or `"cached_etl"`), cut from the module as it is when the site is
+    built (`docs/snippets.py`); a missing or ambiguous name fails the build."""
+    try:
+        return sibling("snippets").source_lines(PROJECT_ROOT, module_path, name)
+    except LookupError as error:
+        raise PluginError(str(error)) from error
 
 
 def benchmark_ratio(name: str) -> str:
@@ -242,11 +305,14 @@ MACROS: dict[str, Callable[..., str]] = {
         derived_table,
         setting,
         benchmark_machine,
+        benchmark_duration,
         benchmark_rows,
         benchmark_ratio,
         benchmark_details,
         benchmark_all,
         module_docstring,
+        lesson_chart,
+        source_lines,
     )
 }
 
