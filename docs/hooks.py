@@ -235,7 +235,7 @@ def benchmark_duration() -> str:
     document = benchmark_document()
     if not document.get("seconds"):
         raise PluginError("benchmarks/results.json records no duration (`seconds`): rerun `make bench`")
-    return f"{document['seconds'] / 60:.0f} minutes"
+    return f"{document['seconds'] / 60:.1f} minutes"
 
 
 def lesson_chart(lesson: str) -> str:
@@ -243,13 +243,14 @@ def lesson_chart(lesson: str) -> str:
     rows = [result for result in benchmark_document()["results"] if result["lesson"] == lesson]
     if not rows:
         raise PluginError(f"benchmarks/results.json has no row for {lesson}")
-    names = ", ".join(f"`{result['name']}`" for result in rows)
+    names = ", ".join(f"<code>{result['name']}</code>" for result in rows)
+    chart = f"../{LESSON_CHART.format(stem=Path(lesson).stem)}"
     return (
         '<figure class="lesson-chart" markdown="span">\n'
-        f"  ![The measured effect of {lesson}: {names}](../{LESSON_CHART.format(stem=Path(lesson).stem)})\n"
-        f"  <figcaption>Baseline (light bar) against the lesson's way, per benchmark row ({names}): the median of "
-        "the repeats, whiskers from the fastest to the slowest. Green met its target, red missed it, grey has "
-        "none. Drawn from <code>benchmarks/results.json</code> when the site is built.</figcaption>\n"
+        f"  ![The measured effect of {lesson}, baseline against optimized]({chart})\n"
+        f"  <figcaption>{names}: the baseline (light bar, on top) against the optimized variant, the median of the "
+        "repeats with whiskers from the fastest to the slowest. Green met its target, red missed it, grey has none. "
+        "Drawn from <code>benchmarks/results.json</code> when the site is built.</figcaption>\n"
         "</figure>"
     )
 

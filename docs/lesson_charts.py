@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt
 COLOURS = {True: "#2ca02c", False: "#d62728", None: "#7f7f7f"}  # met, missed, no target (as benchmarks/results.png)
 BASELINE_COLOUR = "#9ecae1"
 VERDICT = {True: "met", False: "missed"}
-PANEL_INCHES = 1.55
-WIDTH_INCHES = 9.0
+PANEL_INCHES = 1.45
+WIDTH_INCHES = 7.5
 # A note on how a row was measured, after its variant's name: "(2 runs in each ...; a cost: lower is better)".
 NOTE = re.compile(r"\s*\([^()]*[:;][^()]*\)$")
 
@@ -61,22 +61,22 @@ def draw(results: list[dict], lesson: str) -> bytes:
             [median - low for median, low in zip(medians, lows, strict=True)],
             [high - median for median, high in zip(medians, highs, strict=True)],
         ]
-        labels = ["\n".join(textwrap.wrap(side, 30)) for side in sides(result["metric"])]
+        labels = ["\n".join(textwrap.wrap(side, 26)) for side in sides(result["metric"])]
         positions = [1, 0]  # baseline on top
         axis.barh(positions, medians, color=[BASELINE_COLOUR, COLOURS[result["met"]]], height=0.6)
         axis.errorbar(medians, positions, xerr=errors, fmt="none", ecolor="black", capsize=3, linewidth=1)
-        axis.set_yticks(positions, labels, fontsize=8)
+        axis.set_yticks(positions, labels, fontsize=9)
         if max(highs) / max(min(lows), 1e-12) > 30:
             axis.set_xscale("log")
         for position, median, high in zip(positions, medians, highs, strict=True):
             axis.annotate(
-                f" {median:.4g} {result['unit']}", (high, position), va="center", fontsize=8, annotation_clip=False
+                f" {median:.4g} {result['unit']}", (high, position), va="center", fontsize=9, annotation_clip=False
             )
         axis.margins(x=0.18)
-        axis.set_title(title(result), loc="left", fontsize=9, fontweight="bold")
-        axis.tick_params(axis="x", labelsize=7)
+        axis.set_title(title(result), loc="left", fontsize=10, fontweight="bold")
+        axis.tick_params(axis="x", labelsize=8)
         axis.spines[["top", "right"]].set_visible(False)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    figure.savefig(buffer, format="png", dpi=130, metadata={"Software": None})
     plt.close(figure)
     return buffer.getvalue()
