@@ -99,6 +99,12 @@ def api_reference() -> str:
     return "\n".join(sections) + "\n"
 
 
+def charted_lessons(docs_dir: Path) -> list[str]:
+    """The lesson modules whose chart a page asks for (`{{ lesson_chart("flows/quote.py") }}`): only those are drawn."""
+    asked = (match for page in docs_dir.rglob("*.md") for match in MACRO.finditer(page.read_text()))
+    return sorted({ast.literal_eval(match.group(2)) for match in asked if match.group(1) == "lesson_chart"})
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     files.append(File.generated(config, "api.md", content=api_reference()))
     for site_path, project_file in FIGURES.items():
@@ -106,9 +112,8 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             missing = project_file.relative_to(PROJECT_ROOT)
             raise PluginError(f"{missing} is missing: the site shows it (see FIGURES in docs/hooks.py)")
         files.append(File.generated(config, site_path, abs_src_path=str(project_file)))
-    charts = sibling("lesson_charts")
-    results = benchmark_document()["results"]
-    for lesson in sorted({result["lesson"] for result in results}):
+    charts, results = sibling("lesson_charts"), benchmark_document()["results"]
+    for lesson in charted_lessons(Path(config.docs_dir)):
         chart = LESSON_CHART.format(stem=Path(lesson).stem)
         files.append(File.generated(config, chart, content=charts.draw(results, lesson)))
     for package in SOURCE_PACKAGES:
