@@ -73,7 +73,8 @@ def site_url(built_site) -> Iterator[str]:
 MEASURE = """() => {
   const content = document.querySelector('.md-content').getBoundingClientRect();
   const boxes = [...document.querySelectorAll(
-    '.md-content .md-typeset table, .md-content .md-typeset__scrollwrap, .md-content .md-typeset pre')];
+    '.md-content .md-typeset table, .md-content .md-typeset__scrollwrap, .md-content .md-typeset pre, '
+    + '.md-content .md-typeset pre > code')];
   const overflowing = boxes
     .filter(e => e.scrollWidth > e.clientWidth + 1 || e.getBoundingClientRect().right > content.right + 1)
     .map(e => `${e.tagName}.${e.className}: scroll ${e.scrollWidth} > client ${e.clientWidth} or right `
