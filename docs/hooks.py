@@ -2,12 +2,15 @@
 
 A page asks for generated content with a macro, `{{ name(arguments) }}`, which this hook replaces before Markdown
 is rendered: the rule table from `tasks/rules.py`, the canonical schema from `tasks/schema.py`, benchmark rows from
-`benchmarks/results.json`, values from `tasks/settings.py`. An unknown macro, a benchmark row that does not exist or
-a missing generated file fails the build, so a page cannot quietly keep a stale or hand-typed number.
+`benchmarks/results.json` (`docs/benchmark_macros.py`), values from `tasks/settings.py`. An unknown macro, a
+benchmark row that does not exist or a missing generated file fails the build, so a page cannot quietly keep a
+stale or hand-typed number.
 
-Each lesson page shows its measured effect as a chart (`lesson_chart`, drawn here from `benchmarks/results.json` by
-`docs/lesson_charts.py`) and the lines of code that matter, cut from the module by name (`source_lines`): a renamed
-function fails the build instead of leaving a stale copy on the page.
+Each lesson page shows its measured effect as a chart (`lesson_chart`, drawn at build time from
+`benchmarks/results.json` by `docs/lesson_charts.py`) and the lines of code that matter, cut from the module by name
+(`source_lines`, `docs/snippets.py`): a renamed function fails the build instead of leaving a stale copy on the page.
+Docstrings are shown as code readers wrote them, through `docs/course_docstrings.py` (a Griffe extension): lists
+spaced so they render as lists, "Course page:" pointers dropped. The helpers beside this file are loaded by path.
 
 The hook also publishes, without copying anything into docs/: the charts the project draws (under `assets/`),
 every module of `flows/`, `tasks/` and `blocks/` as a page of source (under `source/`), so a lesson page links the
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +34,6 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_JSON = PROJECT_ROOT / "benchmarks" / "results.json"
 SOURCE_PACKAGES = ("flows", "tasks", "blocks")
 
 # Site path -> the project file it is published from (both drawn by the project: `make bench`, `make mart`).
@@ -42,9 +43,6 @@ FIGURES = {
     "assets/perf-gantt-latest.png": PROJECT_ROOT / "reports" / "perf" / "gantt-latest.png",
     "assets/perf-trend.png": PROJECT_ROOT / "reports" / "perf" / "trend.png",
 }
-
-# Site path of a lesson module's chart: `flows/quote.py` -> `assets/lessons/quote.png`.
-LESSON_CHART = "assets/lessons/{stem}.png"
 
 MACRO = re.compile(r"\{\{\s*([a-z_]+)\((.*?)\)\s*\}\}")
 
@@ -57,6 +55,9 @@ def sibling(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+bench = sibling("benchmark_macros")
 
 
 def source_page_uri(module_path: str) -> str:
@@ -112,9 +113,9 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             missing = project_file.relative_to(PROJECT_ROOT)
             raise PluginError(f"{missing} is missing: the site shows it (see FIGURES in docs/hooks.py)")
         files.append(File.generated(config, site_path, abs_src_path=str(project_file)))
-    charts, results = sibling("lesson_charts"), benchmark_document()["results"]
+    charts, results = sibling("lesson_charts"), bench.benchmark_document()["results"]
     for lesson in charted_lessons(Path(config.docs_dir)):
-        chart = LESSON_CHART.format(stem=Path(lesson).stem)
+        chart = bench.LESSON_CHART.format(stem=Path(lesson).stem)
         files.append(File.generated(config, chart, content=charts.draw(results, lesson)))
     for package in SOURCE_PACKAGES:
         for module in sorted((PROJECT_ROOT / package).rglob("*.py")):
@@ -186,80 +187,6 @@ def setting(name: str) -> str:
     return f"{getattr(settings, name)}"
 
 
-def benchmark_document() -> dict[str, Any]:
-    return json.loads(RESULTS_JSON.read_text())
-
-
-def benchmark_machine() -> str:
-    """Where and how the committed results were measured."""
-    document = benchmark_document()
-    machine = document["machine"]
-    size = "tiny months (`--quick`): the figures mean little" if document["quick"] else "generated months"
-    return (
-        f"Measured by `make bench` on {machine['cores']} cores and {machine['memory_gb']} GB, Python "
-        f"{machine['python']}, prefect {machine['prefect']}, on {size} of {document['rows_per_month']:,} rows; "
-        f"each figure is the median of {document['repeats']} repeats, (min-max) their range."
-    )
-
-
-def with_unit(result: dict[str, Any], side: str) -> str:
-    """`7.312 s (7.102-9.111)`: a side's median with its unit, then the range of its repeats."""
-    from benchmarks.report import figure
-
-    return f"{figure(result[side])} {result['unit']} ({figure(result['min'][side])}-{figure(result['max'][side])})"
-
-
-def benchmark_rows(*names_or_lessons: str) -> str:
-    """Benchmark rows chosen by name or by lesson module (`flows/quote.py`), as a table with their targets."""
-    from benchmarks.report import MET
-
-    results = benchmark_document()["results"]
-    chosen = [result for result in results if {result["name"], result["lesson"]} & set(names_or_lessons)]
-    found = {result["name"] for result in chosen} | {result["lesson"] for result in chosen}
-    if missing := [wanted for wanted in names_or_lessons if wanted not in found]:
-        raise PluginError(f"benchmarks/results.json has no row for {missing}")
-    return markdown_table(
-        ["result", "what is compared", "baseline", "optimized", "ratio", "target", "met"],
-        [
-            [
-                f"`{result['name']}`",
-                result["metric"],
-                with_unit(result, "baseline"),
-                with_unit(result, "optimized"),
-                f"{result['ratio']:.2f}x",
-                result["target"] or "-",
-                MET[result["met"]],
-            ]
-            for result in chosen
-        ],
-    )
-
-
-def benchmark_duration() -> str:
-    """How long the committed `make bench` run took, as it recorded it (`seconds` in results.json)."""
-    document = benchmark_document()
-    if not document.get("seconds"):
-        raise PluginError("benchmarks/results.json records no duration (`seconds`): rerun `make bench`")
-    return f"{document['seconds'] / 60:.1f} minutes"
-
-
-def lesson_chart(lesson: str) -> str:
-    """A lesson module's chart (drawn in `on_files`), with a caption that says how to read it."""
-    rows = [result for result in benchmark_document()["results"] if result["lesson"] == lesson]
-    if not rows:
-        raise PluginError(f"benchmarks/results.json has no row for {lesson}")
-    names = ", ".join(f"<code>{result['name']}</code>" for result in rows)
-    chart = f"../{LESSON_CHART.format(stem=Path(lesson).stem)}"
-    return (
-        '<figure class="lesson-chart" markdown="span">\n'
-        f"  ![The measured effect of {lesson}, baseline against optimized]({chart})\n"
-        f"  <figcaption>{names}: the baseline (light bar, on top) against the optimized variant, the median of the "
-        "repeats with whiskers from the fastest to the slowest. Green met its target, red missed it, grey has none. "
-        "Drawn from <code>benchmarks/results.json</code> when the site is built.</figcaption>\n"
-        "</figure>"
-    )
-
-
 def source_lines(module_path: str, name: str) -> str:
     """The definition `name` (`"def cached_etl"` or `"cached_etl"`), cut from the module as it is when the site is
     built (`docs/snippets.py`); a missing or ambiguous name fails the build."""
@@ -267,31 +194,6 @@ def source_lines(module_path: str, name: str) -> str:
         return sibling("snippets").source_lines(PROJECT_ROOT, module_path, name)
     except LookupError as error:
         raise PluginError(str(error)) from error
-
-
-def benchmark_ratio(name: str) -> str:
-    """One row's ratio (median baseline / median optimized), for a sentence."""
-    for result in benchmark_document()["results"]:
-        if result["name"] == name:
-            return f"{result['ratio']:.2f}x"
-    raise PluginError(f"benchmarks/results.json has no row {name!r}")
-
-
-def benchmark_details(name: str) -> str:
-    """The detail table a row carries (per serializer, per step, per engine)."""
-    from benchmarks.report import details_table
-
-    for result in benchmark_document()["results"]:
-        if result["name"] == name:
-            if not result["details"]:
-                raise PluginError(f"benchmark row {name!r} has no details")
-            return "\n".join(details_table(result["details"]))
-    raise PluginError(f"benchmarks/results.json has no row {name!r}")
-
-
-def benchmark_all() -> str:
-    """Every row of the committed results."""
-    return benchmark_rows(*(result["name"] for result in benchmark_document()["results"]))
 
 
 def module_docstring(module_path: str) -> str:
@@ -310,14 +212,14 @@ MACROS: dict[str, Callable[..., str]] = {
         schema_table,
         derived_table,
         setting,
-        benchmark_machine,
-        benchmark_duration,
-        benchmark_rows,
-        benchmark_ratio,
-        benchmark_details,
-        benchmark_all,
+        bench.benchmark_machine,
+        bench.benchmark_duration,
+        bench.benchmark_rows,
+        bench.benchmark_ratio,
+        bench.benchmark_details,
+        bench.benchmark_all,
         module_docstring,
-        lesson_chart,
+        bench.lesson_chart,
         source_lines,
     )
 }
@@ -331,7 +233,7 @@ def expand_macros(markdown: str, where: str) -> str:
         values = ast.literal_eval(f"({arguments},)") if arguments else ()
         return MACROS[name](*values)
 
-    return MACRO.sub(expand, markdown)
+    return MACRO.sub(expand, markdown).replace(bench.SITE_ROOT, "../" * where.count("/"))
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:

@@ -13,11 +13,6 @@ import io
 import re
 import textwrap
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: the build draws into memory
-import matplotlib.pyplot as plt
-
 COLOURS = {True: "#2ca02c", False: "#d62728", None: "#7f7f7f"}  # met, missed, no target (as benchmarks/results.png)
 BASELINE_COLOUR = "#9ecae1"
 VERDICT = {True: "met", False: "missed"}
@@ -50,6 +45,11 @@ def draw(results: list[dict], lesson: str) -> bytes:
     rows = [result for result in results if result["lesson"] == lesson]
     if not rows:
         raise ValueError(f"benchmarks/results.json has no row for {lesson}")
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: the build draws into memory
+    import matplotlib.pyplot as plt
+
     height = PANEL_INCHES * len(rows) + 0.3
     figure, axes = plt.subplots(len(rows), 1, figsize=(WIDTH_INCHES, height), squeeze=False)
     # fixed margins (the labels are wrapped to a known width): a layout engine would cost a second per chart
