@@ -2,8 +2,15 @@
 
 A page asks for generated content with a macro, `{{ name(arguments) }}`, which this hook replaces before Markdown
 is rendered: the rule table from `tasks/rules.py`, the canonical schema from `tasks/schema.py`, benchmark rows from
-`benchmarks/results.json`, values from `tasks/settings.py`. An unknown macro, a benchmark row that does not exist or
-a missing generated file fails the build, so a page cannot quietly keep a stale or hand-typed number.
+`benchmarks/results.json` (`docs/benchmark_macros.py`), values from `tasks/settings.py`. An unknown macro, a
+benchmark row that does not exist or a missing generated file fails the build, so a page cannot quietly keep a
+stale or hand-typed number.
+
+Each lesson page shows its measured effect as a chart (`lesson_chart`, drawn at build time from
+`benchmarks/results.json` by `docs/lesson_charts.py`) and the lines of code that matter, cut from the module by name
+(`source_lines`, `docs/snippets.py`): a renamed function fails the build instead of leaving a stale copy on the page.
+Docstrings are shown as code readers wrote them, through `docs/course_docstrings.py` (a Griffe extension): lists
+spaced so they render as lists, "Course page:" pointers dropped. The helpers beside this file are loaded by path.
 
 The hook also publishes, without copying anything into docs/: the charts the project draws (under `assets/`),
 every module of `flows/`, `tasks/` and `blocks/` as a page of source (under `source/`), so a lesson page links the
@@ -14,10 +21,11 @@ without anyone adding it.
 from __future__ import annotations
 
 import ast
-import json
+import importlib.util
 import re
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -26,7 +34,6 @@ from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RESULTS_JSON = PROJECT_ROOT / "benchmarks" / "results.json"
 SOURCE_PACKAGES = ("flows", "tasks", "blocks")
 
 # Site path -> the project file it is published from (both drawn by the project: `make bench`, `make mart`).
@@ -38,6 +45,19 @@ FIGURES = {
 }
 
 MACRO = re.compile(r"\{\{\s*([a-z_]+)\((.*?)\)\s*\}\}")
+
+
+def sibling(name: str) -> ModuleType:
+    """A helper module beside this file (MkDocs loads hooks by path: docs/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", Path(__file__).with_name(f"{name}.py"))
+    if spec is None or spec.loader is None:
+        raise PluginError(f"docs/{name}.py cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = sibling("benchmark_macros")
 
 
 def source_page_uri(module_path: str) -> str:
@@ -80,6 +100,12 @@ def api_reference() -> str:
     return "\n".join(sections) + "\n"
 
 
+def charted_lessons(docs_dir: Path) -> list[str]:
+    """The lesson modules whose chart a page asks for (`{{ lesson_chart("flows/quote.py") }}`): only those are drawn."""
+    asked = (match for page in docs_dir.rglob("*.md") for match in MACRO.finditer(page.read_text()))
+    return sorted({ast.literal_eval(match.group(2)) for match in asked if match.group(1) == "lesson_chart"})
+
+
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     files.append(File.generated(config, "api.md", content=api_reference()))
     for site_path, project_file in FIGURES.items():
@@ -87,6 +113,10 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             missing = project_file.relative_to(PROJECT_ROOT)
             raise PluginError(f"{missing} is missing: the site shows it (see FIGURES in docs/hooks.py)")
         files.append(File.generated(config, site_path, abs_src_path=str(project_file)))
+    charts, results = sibling("lesson_charts"), bench.benchmark_document()["results"]
+    for lesson in charted_lessons(Path(config.docs_dir)):
+        chart = bench.LESSON_CHART.format(stem=Path(lesson).stem)
+        files.append(File.generated(config, chart, content=charts.draw(results, lesson)))
     for package in SOURCE_PACKAGES:
         for module in sorted((PROJECT_ROOT / package).rglob("*.py")):
             module_path = module.relative_to(PROJECT_ROOT).as_posix()
@@ -157,72 +187,13 @@ def setting(name: str) -> str:
     return f"{getattr(settings, name)}"
 
 
-def benchmark_document() -> dict[str, Any]:
-    return json.loads(RESULTS_JSON.read_text())
-
-
-def benchmark_machine() -> str:
-    """Where and how the committed results were measured."""
-    document = benchmark_document()
-    machine = document["machine"]
-    size = "tiny months (`--quick`): the figures mean little" if document["quick"] else "generated months"
-    return (
-        f"Measured by `make bench` on {machine['cores']} cores and {machine['memory_gb']} GB, Python "
-        f"{machine['python']}, prefect {machine['prefect']}, on {size} of {document['rows_per_month']:,} rows; "
-        f"each figure is the median of {document['repeats']} repeats, (min-max) their range."
-    )
-
-
-def benchmark_rows(*names_or_lessons: str) -> str:
-    """Benchmark rows chosen by name or by lesson module (`flows/quote.py`), as a table with their targets."""
-    from benchmarks.report import MET, variant
-
-    results = benchmark_document()["results"]
-    chosen = [result for result in results if {result["name"], result["lesson"]} & set(names_or_lessons)]
-    found = {result["name"] for result in chosen} | {result["lesson"] for result in chosen}
-    if missing := [wanted for wanted in names_or_lessons if wanted not in found]:
-        raise PluginError(f"benchmarks/results.json has no row for {missing}")
-    return markdown_table(
-        ["result", "what is compared", "unit", "baseline", "optimized", "ratio", "target", "met"],
-        [
-            [
-                f"`{result['name']}`",
-                result["metric"],
-                result["unit"],
-                variant(result, "baseline"),
-                variant(result, "optimized"),
-                f"{result['ratio']:.2f}x",
-                result["target"] or "-",
-                MET[result["met"]],
-            ]
-            for result in chosen
-        ],
-    )
-
-
-def benchmark_ratio(name: str) -> str:
-    """One row's ratio (median baseline / median optimized), for a sentence."""
-    for result in benchmark_document()["results"]:
-        if result["name"] == name:
-            return f"{result['ratio']:.2f}x"
-    raise PluginError(f"benchmarks/results.json has no row {name!r}")
-
-
-def benchmark_details(name: str) -> str:
-    """The detail table a row carries (per serializer, per step, per engine)."""
-    from benchmarks.report import details_table
-
-    for result in benchmark_document()["results"]:
-        if result["name"] == name:
-            if not result["details"]:
-                raise PluginError(f"benchmark row {name!r} has no details")
-            return "\n".join(details_table(result["details"]))
-    raise PluginError(f"benchmarks/results.json has no row {name!r}")
-
-
-def benchmark_all() -> str:
-    """Every row of the committed results."""
-    return benchmark_rows(*(result["name"] for result in benchmark_document()["results"]))
+def source_lines(module_path: str, name: str) -> str:
+    """The definition `name` (`"def cached_etl"` or `"cached_etl"`), cut from the module as it is when the site is
+    built (`docs/snippets.py`); a missing or ambiguous name fails the build."""
+    try:
+        return sibling("snippets").source_lines(PROJECT_ROOT, module_path, name)
+    except LookupError as error:
+        raise PluginError(str(error)) from error
 
 
 def module_docstring(module_path: str) -> str:
@@ -241,12 +212,15 @@ MACROS: dict[str, Callable[..., str]] = {
         schema_table,
         derived_table,
         setting,
-        benchmark_machine,
-        benchmark_rows,
-        benchmark_ratio,
-        benchmark_details,
-        benchmark_all,
+        bench.benchmark_machine,
+        bench.benchmark_duration,
+        bench.benchmark_rows,
+        bench.benchmark_ratio,
+        bench.benchmark_details,
+        bench.benchmark_all,
         module_docstring,
+        bench.lesson_chart,
+        source_lines,
     )
 }
 
@@ -259,7 +233,7 @@ def expand_macros(markdown: str, where: str) -> str:
         values = ast.literal_eval(f"({arguments},)") if arguments else ()
         return MACROS[name](*values)
 
-    return MACRO.sub(expand, markdown)
+    return MACRO.sub(expand, markdown).replace(bench.SITE_ROOT, "../" * where.count("/"))
 
 
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:

@@ -7,6 +7,8 @@ import functools
 import ipaddress
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -144,3 +146,21 @@ def http_root(tmp_path_factory):
 class QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # keep test output readable
         pass
+
+
+@pytest.fixture(scope="session")
+def course_site(tmp_path_factory) -> Path:
+    """The course site built once per session as `make docs` builds it (`mkdocs build --strict`), into a temporary
+    folder: tests/test_docs.py reads its pages, tests/test_site.py opens them in a browser. Never --quiet, which
+    hides the warnings --strict turns into a failure."""
+    site_dir = tmp_path_factory.mktemp("site")
+    completed = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return site_dir

@@ -11,10 +11,7 @@ from __future__ import annotations
 import html
 import importlib.util
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -67,20 +64,10 @@ def exercise(name: str) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """`mkdocs build --strict` as `make docs` runs it, into a temporary folder (never with --quiet, which hides the
-    warnings --strict turns into a failure)."""
-    site_dir = tmp_path_factory.mktemp("site")
-    completed = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
-    return site_dir
+def site(course_site) -> Path:
+    """The site as `make docs` builds it (`course_site` in tests/conftest.py: built once for this file and
+    tests/test_site.py)."""
+    return course_site
 
 
 def page_text(site: Path, page: str) -> str:
