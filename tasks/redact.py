@@ -51,3 +51,25 @@ def hide_aws_credentials_in_logs() -> None:
         logger = logging.getLogger(name)
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
+
+
+_SECRET_QUERY_KEYS = ("x-amz-credential", "x-amz-security-token", "x-amz-signature", "signature", "sig", "token")
+
+
+def redact_url(uri: str) -> str:
+    """`uri` without the credentials a URL can carry: a `user:password@` part and presigned query parameters.
+
+    A plain path comes back unchanged. Used wherever a source URI is recorded (the lake's lineage)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if not parts.scheme or len(parts.scheme) == 1:  # a local path (or a Windows drive letter)
+        return uri
+    netloc = parts.netloc.rsplit("@", 1)[-1] if "@" in parts.netloc else parts.netloc
+    if "@" in parts.netloc:
+        netloc = f"{MASK}@{netloc}"
+    query = [
+        (key, MASK if key.lower() in _SECRET_QUERY_KEYS else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="<>"), parts.fragment))
