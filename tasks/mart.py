@@ -40,7 +40,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.load import PART_NAME
+
 from tasks.settings import PARQUET_COMPRESSION, s3_endpoint_url, storage_options
 
 KEYS = ("service", "pickup_date", "pu_location_id")

@@ -19,9 +19,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.commit import PARTITION_COLUMNS
 from tasks.engines.polars_engine import DURATION_US, derive, flag_rows, offsets_by_hour, with_trip_duration
 from tasks.extract import PARQUET_MAGIC, SourceError, _is_local_parquet, parquet_row_count, read_trip_file
+from tasks.lake.tables import PARTITION_COLUMNS
 from tasks.months import Month
 from tasks.schema import (
     CANONICAL_SCHEMA,

@@ -107,6 +107,22 @@ def lake_snapshot(root: str, year: int | None = None) -> list[MonthFiles]:
     return months
 
 
+def month_files_bytes(root: str, service: str, month: Month) -> int:
+    """The bytes of the month's data files in both tables as they are now (sizes from the Delta log, no listing)."""
+    total = 0
+    for name in ("trips", "quarantine"):
+        table = open_table(root, name)
+        if table is not None:
+            actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
+            key = (service, str(month.year), str(month.month))
+            total += sum(
+                a["size_bytes"]
+                for a in actions
+                if (a["partition.service"], str(a["partition.year"]), str(a["partition.month"])) == key
+            )
+    return total
+
+
 def table_uris(root: str) -> dict[str, str]:
     """Where each table lives, for readers of a whole table (`pl.scan_delta`, `DeltaTable`)."""
     return {name: table_uri(root, name) for name in ("trips", "quarantine")}

@@ -83,7 +83,7 @@ def open_table(root: str, table: str, version: int | None = None) -> DeltaTable 
 
 def _with_partitions(data: MonthData, service: str, month: Month) -> pa.RecordBatchReader:
     """A fresh stream of `data`'s batches with the partition columns appended (a retry needs a new stream)."""
-    source = ds.dataset(data) if isinstance(data, str) else ds.dataset(data)
+    source = ds.dataset(data)  # a file is read batch by batch; a table is already in memory
     columns = [name for name in source.schema.names if name not in PARTITION_COLUMNS]
     schema = pa.schema([source.schema.field(n) for n in columns])
     schema = schema.append(pa.field("service", pa.string())).append(pa.field("year", pa.int32()))
