@@ -154,12 +154,12 @@ def month_lineage_record(summary: MonthSummary, source: str, zones: ZoneTable, r
     }
 
 
-def summary_from_lineage(summary: MonthSummary, lineage: dict, root: str) -> MonthSummary:
-    """The summary of a month this run already wrote, from its commit's lineage (nothing is read or written)."""
-    summary.rows_in, summary.rows_clean = lineage["rows_in"], lineage["rows_clean"]
-    summary.rows_quarantined = lineage["rows_quarantined"]
+def summary_from_lineage(summary: MonthSummary, written: dict[str, int], root: str) -> MonthSummary:
+    """The summary of a month this run already wrote, from the lake's state (nothing is read or written again)."""
+    summary.rows_clean, summary.rows_quarantined = written["rows_clean"], written["rows_quarantined"]
+    summary.rows_in = summary.rows_clean + summary.rows_quarantined
     summary.outputs = table_uris(root)
-    summary.versions = {"trips": lineage["table_version"], "quarantine": lineage["quarantine_version"]}
+    summary.versions = {"trips": written["trips_version"], "quarantine": written["quarantine_version"]}
     summary.finished_at = time.time()
     return summary
 

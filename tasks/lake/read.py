@@ -3,7 +3,9 @@
 `tasks/lake/tables.py` explains how a month's two commits pair. Reading a pair: open trips (latest), take the
 month's write id from its application transactions, and compare it with the quarantine table's: the same id means
 the latest quarantine is the pair; another (the quarantine of a writer that crashed before its trips commit, or of
-a writer interleaved with this one) means reading quarantine as of the version the trips commit recorded.
+a writer interleaved with this one) means reading quarantine as of the version the trips commit recorded (as
+another application transaction, `<month>/quarantine`). None of this reads the log's history: the marks are part
+of each table's state.
 
 Plain Delta readers (`pl.scan_delta`, `DeltaTable(...).to_pandas()`, DuckDB through Arrow) read each table whole
 and consistently, but read the two tables at their own latest versions. `scan_parquet` over the folders does not
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from tasks.lake.tables import LINEAGE_KEY, PARTITION_COLUMNS, month_key, open_table, partition_filters, table_uri
+from tasks.lake.tables import LINEAGE_KEY, PARTITION_COLUMNS, month_key, open_table, table_uri
 from tasks.months import Month
 
 
@@ -32,7 +34,10 @@ class MonthFiles:
 
 
 def month_commit(table: DeltaTable, service: str, month: Month) -> dict | None:
-    """The lineage metadata of the newest commit of `table` (as opened) that wrote the month, or None."""
+    """The lineage metadata of the newest commit of `table` (as opened) that wrote the month, or None.
+
+    Reads the table's history (every commit's metadata). deltalake 1.6 holds Python's GIL while it does, so an
+    S3 server running in the same Python process (moto in a test's thread) cannot answer it: run that one apart."""
     version = table.version()
     for commit in table.history():
         metadata = commit.get(LINEAGE_KEY) or {}
@@ -49,12 +54,12 @@ def paired_quarantine(root: str, trips: DeltaTable, service: str, month: Month) 
         return None
     if latest.transaction_version(month_key(service, month)) == write_id:
         return latest
-    commit = month_commit(trips, service, month)
-    return open_table(root, "quarantine", version=int(commit["quarantine_version"]))
+    return open_table(root, "quarantine", version=trips.transaction_version(f"{month_key(service, month)}/quarantine"))
 
 
 def _month_table(table: DeltaTable, service: str, month: Month) -> pa.Table:
-    data = table.to_pyarrow_table(partitions=partition_filters(service, month))
+    month_only = [("service", "=", service), ("year", "=", month.year), ("month", "=", month.month)]
+    data = table.to_pyarrow_table(filters=month_only)  # pyarrow prunes the other months' files by partition
     return data.drop_columns([name for name in PARTITION_COLUMNS if name in data.column_names])
 
 
@@ -73,7 +78,7 @@ def read_month(root: str, service: str, month: Month) -> dict[str, pa.Table]:
 
 def _files_by_month(table: DeltaTable) -> dict[tuple[str, int, int], list[str]]:
     actions = pa.table(table.get_add_actions(flatten=True)).to_pylist()
-    base = table.table_uri.rstrip("/")
+    base = table.table_uri.rstrip("/").removeprefix("file://")  # a local path for local tables, as readers expect
     found: dict[tuple[str, int, int], list[str]] = {}
     for action in actions:
         key = (action["partition.service"], int(action["partition.year"]), int(action["partition.month"]))

@@ -20,6 +20,7 @@ Free of Prefect: a script or a worker that writes months imports this in a secon
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from tasks import settings
 from tasks.months import Month
@@ -75,10 +76,15 @@ def partition_filters(service: str, month: Month) -> list[tuple[str, str, str]]:
 def open_table(root: str, table: str, version: int | None = None) -> DeltaTable | None:
     """The table at `version` (default the latest), or None if nothing was ever written to it."""
     uri = table_uri(root, table)
-    options = settings.delta_storage_options(uri)
-    if not DeltaTable.is_deltatable(uri, storage_options=options):
+    try:
+        return DeltaTable(uri, version=version, storage_options=settings.delta_storage_options(uri))
+    except TableNotFoundError:
         return None
-    return DeltaTable(uri, version=version, storage_options=options)
+
+
+def run_number(flow_run_id: str) -> int:
+    """A flow run id as a Delta transaction version (a positive long): the run's mark on the months it wrote."""
+    return int(hashlib.sha256(flow_run_id.encode()).hexdigest()[:15], 16)
 
 
 def _with_partitions(data: MonthData, service: str, month: Month) -> pa.RecordBatchReader:
@@ -100,13 +106,17 @@ def _with_partitions(data: MonthData, service: str, month: Month) -> pa.RecordBa
 
 
 def _commit_month(
-    root: str, table: str, service: str, month: Month, data: MonthData, metadata: dict, write_id: int
+    root: str, table: str, service: str, month: Month, data: MonthData, metadata: dict, marks: dict[str, int]
 ) -> int:
-    """One Delta transaction replacing the month in `table`, retried on conflicts; returns the version written."""
+    """One Delta transaction replacing the month in `table`, retried on conflicts; returns the version written.
+
+    `marks` are application transactions (`{app_id: version}`) committed with it: Delta keeps the latest version
+    of each app id in the table's state, so a reader finds them without reading the log's history."""
     uri = table_uri(root, table)
+    write_id = marks[month_key(service, month)]
     properties = CommitProperties(
         custom_metadata={LINEAGE_KEY: metadata},
-        app_transactions=[Transaction(month_key(service, month), write_id)],
+        app_transactions=[Transaction(app_id, version) for app_id, version in marks.items()],
     )
     for attempt in range(1, settings.LAKE_COMMIT_ATTEMPTS + 1):
         try:
@@ -133,13 +143,19 @@ def _commit_month(
 
 
 def committed_version(root: str, table: str, service: str, month: Month, write_id: int) -> int:
-    """The table version whose commit carries `write_id` for the month: the newest commits are searched first."""
+    """The table version our commit created: the first, walking back from the latest, whose state no longer holds
+    `write_id` as the month's mark one version earlier (later commits, of other months, keep our mark)."""
     found = open_table(root, table)
-    for limit in (20, None):
-        for commit in found.history(limit):
-            if commit.get(LINEAGE_KEY, {}).get("write_id") == write_id:
-                return int(commit["version"])
-    raise LookupError(f"{table} {service} {month}: no commit with write id {write_id}")
+    key = month_key(service, month)
+    version = found.version()
+    if found.transaction_version(key) != write_id:
+        raise LookupError(f"{table} {service} {month}: write {write_id} was replaced before it could be read back")
+    while version > 0:
+        found.load_as_version(version - 1)
+        if found.transaction_version(key) != write_id:
+            return version
+        version -= 1
+    return 0
 
 
 def new_write_id() -> int:
@@ -153,12 +169,15 @@ def write_month(
     """Replace one month in both tables: quarantine, then trips pairing with it; returns what was committed.
 
     `data` maps "trips" and "quarantine" to a table or a local parquet file; `lineage` (JSON-able) goes into both
-    commits' metadata. A crash before the quarantine commit leaves the month as it was; between the two commits,
-    readers still pair the old trips with the old quarantine (`tasks.lake.read`); after, the new month is whole.
+    commits' metadata, and its `flow_run_id`, if any, marks the month as that run's (`written_by_run`). A crash
+    before the quarantine commit leaves the month as it was; between the two commits, readers still pair the old
+    trips with the old quarantine (`tasks.lake.read`); after, the new month is whole.
     """
-    write_id = new_write_id()
+    write_id, key = new_write_id(), month_key(service, month)
     metadata = {**(lineage or {}), "service": service, "month": str(month), "write_id": write_id}
-    quarantine = _commit_month(root, "quarantine", service, month, data["quarantine"], metadata, write_id)
+    quarantine = _commit_month(root, "quarantine", service, month, data["quarantine"], metadata, {key: write_id})
+    run_id = (lineage or {}).get("flow_run_id")
+    marks = {key: write_id, f"{key}/quarantine": quarantine, f"{key}/run": run_number(run_id) if run_id else 0}
     paired = {**metadata, "quarantine_version": quarantine}
-    trips = _commit_month(root, "trips", service, month, data["trips"], paired, write_id)
+    trips = _commit_month(root, "trips", service, month, data["trips"], paired, marks)
     return MonthCommit(write_id, {"trips": trips, "quarantine": quarantine})
