@@ -86,7 +86,7 @@ def test_delta_options_for_s3_carry_the_endpoint_keys_and_conditional_put(monkey
         "secret",
         "true",
     )
-    assert settings.delta_storage_options("/tmp/lake") is None
+    assert settings.delta_storage_options("lake") is None
 
 
 @pytest.mark.parametrize(
