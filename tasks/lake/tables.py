@@ -24,6 +24,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -39,6 +40,27 @@ PARTITION_COLUMNS = ("service", "year", "month")
 LINEAGE_KEY = "taxi"  # the commit metadata's one key of ours (Delta's own keys stay beside it)
 
 MonthData = pa.Table | str  # a table in memory, or a local parquet file (streamed, never read whole)
+
+
+class LakeUnreachable(ConnectionError):
+    """The lake's storage did not answer (refused, reset, timed out): a transient fault, worth a retry later.
+
+    deltalake reports every storage failure as a bare `OSError` whose message tells what happened; this names the
+    passing ones as connection errors, which `tasks.retries.is_transient` retries."""
+
+
+_UNREACHABLE = ("error sending request", "timed out", "connection refused", "connection reset", "dns error")
+
+
+@contextmanager
+def storage_faults(uri: str) -> Iterator[None]:
+    """Raise a deltalake `OSError` that says the storage was unreachable as `LakeUnreachable`, naming `uri`."""
+    try:
+        yield
+    except OSError as error:
+        if type(error) is OSError and any(phrase in str(error).lower() for phrase in _UNREACHABLE):
+            raise LakeUnreachable(f"the output {uri} is unreachable: {error}") from error
+        raise
 
 
 class LakeWriteConflict(RuntimeError):
@@ -77,7 +99,8 @@ def open_table(root: str, table: str, version: int | None = None) -> DeltaTable 
     """The table at `version` (default the latest), or None if nothing was ever written to it."""
     uri = table_uri(root, table)
     try:
-        return DeltaTable(uri, version=version, storage_options=settings.delta_storage_options(uri))
+        with storage_faults(uri):
+            return DeltaTable(uri, version=version, storage_options=settings.delta_storage_options(uri))
     except TableNotFoundError:
         return None
 
@@ -120,17 +143,18 @@ def _commit_month(
     )
     for attempt in range(1, settings.LAKE_COMMIT_ATTEMPTS + 1):
         try:
-            write_deltalake(
-                uri,
-                _with_partitions(data, service, month),
-                mode="overwrite",
-                predicate=month_predicate(service, month),
-                partition_by=list(PARTITION_COLUMNS),
-                storage_options=settings.delta_storage_options(uri),
-                writer_properties=WriterProperties(compression=settings.PARQUET_COMPRESSION.upper()),
-                configuration={"delta.logRetentionDuration": settings.LAKE_LOG_RETENTION},
-                commit_properties=properties,
-            )
+            with storage_faults(uri):
+                write_deltalake(
+                    uri,
+                    _with_partitions(data, service, month),
+                    mode="overwrite",
+                    predicate=month_predicate(service, month),
+                    partition_by=list(PARTITION_COLUMNS),
+                    storage_options=settings.delta_storage_options(uri),
+                    writer_properties=WriterProperties(compression=settings.PARQUET_COMPRESSION.upper()),
+                    configuration={"delta.logRetentionDuration": settings.LAKE_LOG_RETENTION},
+                    commit_properties=properties,
+                )
             return committed_version(root, table, service, month, write_id)
         except CommitFailedError as error:
             if attempt == settings.LAKE_COMMIT_ATTEMPTS:
