@@ -191,6 +191,11 @@ VACUUM_RETENTION_HOURS = 7 * 24
 MAX_QUARANTINE_SHARE = 0.5
 
 
+def vacuum_retention_hours() -> int:
+    """`TAXI_VACUUM_RETENTION_HOURS`, else `VACUUM_RETENTION_HOURS` (a week)."""
+    return int(os.environ.get("TAXI_VACUUM_RETENTION_HOURS") or VACUUM_RETENTION_HOURS)
+
+
 def max_quarantine_share() -> float:
     """`TAXI_MAX_QUARANTINE_SHARE`, else `MAX_QUARANTINE_SHARE`."""
     return float(os.environ.get("TAXI_MAX_QUARANTINE_SHARE") or MAX_QUARANTINE_SHARE)

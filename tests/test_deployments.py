@@ -139,6 +139,7 @@ def end_to_end_runs(clone: Path, out: Path) -> dict[str, list[str]]:
         "lesson-dask/lesson-dask": [f"output={out / 'dask'}"],
         "lesson-monitoring/lesson-monitoring": [],
         "taxi-mart/taxi-mart": [f"lake={out / 'mart-lake'}", "engine=polars"],  # built before the runs start
+        "lake-maintenance/lake-maintenance": [f"output={out / 'maintenance-lake'}"],
         "benchmark/benchmark": ["quick=true", "rows=5000", 'only=["quote", "serializer"]'],
     }
 

@@ -6,6 +6,7 @@ month's pair or a consistent snapshot of every month, `lineage` tells who wrote 
 """
 
 from tasks.lake.lineage import month_lineage, written_by_run
+from tasks.lake.maintenance import compact, rollback_lake, rollback_month, vacuum
 from tasks.lake.read import MonthFiles, lake_snapshot, month_commit, read_month, table_uris
 from tasks.lake.tables import (
     PARTITION_COLUMNS,
@@ -25,13 +26,17 @@ __all__ = [
     "MonthCommit",
     "MonthData",
     "MonthFiles",
+    "compact",
     "lake_snapshot",
     "month_commit",
     "month_lineage",
     "open_table",
     "read_month",
+    "rollback_lake",
+    "rollback_month",
     "table_uri",
     "table_uris",
+    "vacuum",
     "write_month",
     "written_by_run",
 ]
