@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     rolling.add_argument("--service", choices=settings.SERVICES)
     rolling.add_argument("--month", metavar="YYYY-MM", help="one month (default: every month of that version)")
     args = parser.parse_args(argv)
+    result: dict | list
     if args.command == "vacuum":
         result = lake_maintenance(args.output, args.retention_hours, not args.no_compaction)
     else:

@@ -34,6 +34,8 @@ def written_by_run(root: str, service: str, month: Month, flow_run_id: str | Non
     if flow_run_id is None or trips is None or trips.transaction_version(f"{key}/run") != run_number(flow_run_id):
         return None
     quarantine = paired_quarantine(root, trips, service, month)
+    if quarantine is None:
+        return None
     return {
         "rows_clean": _month_rows(trips, service, month),
         "rows_quarantined": _month_rows(quarantine, service, month),

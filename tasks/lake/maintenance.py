@@ -43,7 +43,7 @@ def rollback_month(root: str, service: str, month: Month, trips_version: int) ->
     of the same run); raises `LookupError` if the month was not in the lake at that version."""
     earlier = open_table(root, "trips", version=trips_version)
     quarantine = paired_quarantine(root, earlier, service, month) if earlier is not None else None
-    if quarantine is None:
+    if earlier is None or quarantine is None:
         raise LookupError(f"{service} {month} is not in the trips table at version {trips_version}")
     try:
         data = {"trips": _month_table(earlier, service, month), "quarantine": _month_table(quarantine, service, month)}

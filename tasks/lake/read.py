@@ -105,7 +105,7 @@ def lake_snapshot(root: str, year: int | None = None) -> list[MonthFiles]:
         write_id = trips.transaction_version(month_key(service, month))
         if write_id is not None and quarantine.transaction_version(month_key(service, month)) != write_id:
             paired = paired_quarantine(root, trips, service, month)
-            quarantine_files = _files_by_month(paired).get((service, y, m), [])
+            quarantine_files = _files_by_month(paired).get((service, y, m), []) if paired is not None else []
         else:
             quarantine_files = latest_quarantine.get((service, y, m), [])
         months.append(MonthFiles(service, month, write_id or 0, {"trips": files, "quarantine": quarantine_files}))

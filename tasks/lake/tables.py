@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -38,8 +39,9 @@ from tasks.months import Month
 TABLES = ("trips", "quarantine")  # written in reverse order: quarantine, then the trips that pair with it
 PARTITION_COLUMNS = ("service", "year", "month")
 LINEAGE_KEY = "taxi"  # the commit metadata's one key of ours (Delta's own keys stay beside it)
+COMPRESSION: Literal["ZSTD"] = "ZSTD"  # settings.PARQUET_COMPRESSION, in deltalake's spelling
 
-MonthData = pa.Table | str  # a table in memory, or a local parquet file (streamed, never read whole)
+MonthData: TypeAlias = pa.Table | str  # a table in memory, or a local parquet file (streamed, never read whole)
 
 
 class LakeUnreachable(ConnectionError):
@@ -151,7 +153,7 @@ def _commit_month(
                     predicate=month_predicate(service, month),
                     partition_by=list(PARTITION_COLUMNS),
                     storage_options=settings.delta_storage_options(uri),
-                    writer_properties=WriterProperties(compression=settings.PARQUET_COMPRESSION.upper()),
+                    writer_properties=WriterProperties(compression=COMPRESSION),
                     configuration={"delta.logRetentionDuration": settings.LAKE_LOG_RETENTION},
                     commit_properties=properties,
                 )
@@ -170,6 +172,8 @@ def committed_version(root: str, table: str, service: str, month: Month, write_i
     """The table version our commit created: the first, walking back from the latest, whose state no longer holds
     `write_id` as the month's mark one version earlier (later commits, of other months, keep our mark)."""
     found = open_table(root, table)
+    if found is None:
+        raise LookupError(f"{table} under {root} vanished after a commit")
     key = month_key(service, month)
     version = found.version()
     if found.transaction_version(key) != write_id:
