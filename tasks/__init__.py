@@ -3,8 +3,8 @@
 The convention, and why. Each step is written once, as a plain function named for what it does
 (`read_trip_file`, `normalize_table`, `split_valid`, `add_derived_columns`, `tasks.lake.write_month`,
 `load_zone_table`): tests, scripts, the benchmark and the streaming engine call it directly, with no Prefect run
-around it. Where a flow runs a step as its own task run, the task is made from that same function in one line, with the options
-that belong to the step and nowhere else, e.g.
+around it. Where a flow runs a step as its own task run, the task is made from that same function in one line,
+with the options that belong to the step and nowhere else, e.g.
 
     extract = task(name="extract", cache_policy=NO_CACHE, **network_retry_options())(read_trip_file)
 
