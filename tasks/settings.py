@@ -166,10 +166,11 @@ def delta_storage_options(uri: str) -> dict[str, str] | None:
         return None
     endpoint, keys = _endpoint_and_keys(uri)
     options = {"AWS_REGION": aws_region(), "conditional_put": "etag"}
-    # object_store's own retries (10 attempts over up to 180 s by default) kept as small as s3fs's above, so that
-    # a dead endpoint fails a try in seconds and Prefect's backoff does the waiting.
+    # object_store's own retries (up to 180 s of them by default) bounded by time, as s3fs's are above, so that a
+    # dead endpoint fails a try in seconds and Prefect's backoff does the waiting. (No `max_retries`: polars, which
+    # takes these options in `scan_delta`, refuses it as a string.)
     options |= {"connect_timeout": f"{S3_CONNECT_TIMEOUT_SECONDS}s", "timeout": f"{S3_READ_TIMEOUT_SECONDS}s"}
-    options |= {"max_retries": str(S3_CLIENT_ATTEMPTS - 1), "retry_timeout": f"{S3_READ_TIMEOUT_SECONDS}s"}
+    options["retry_timeout"] = f"{S3_CONNECT_TIMEOUT_SECONDS * S3_CLIENT_ATTEMPTS}s"
     if endpoint:
         options["AWS_ENDPOINT_URL"] = endpoint
         options["AWS_ALLOW_HTTP"] = str(endpoint.startswith("http://")).lower()
