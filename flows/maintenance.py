@@ -43,9 +43,14 @@ def lake_maintenance(output: str | None = None, retention_hours: int | None = No
 
 @flow(name="lake-rollback")
 def lake_rollback(
-    version: int, output: str | None = None, service: str | None = None, month: str | None = None
-) -> list:
-    """Roll `service` `month` back to trips table `version`, or every month of that version when no month is given."""
+    version: int | None = None, output: str | None = None, service: str | None = None, month: str | None = None
+) -> list[str]:
+    """Roll `service` `month` back to trips table `version`, or every month of that version when no month is given.
+
+    `version` has no default worth guessing (the deployment asks for it at each run): without it nothing is written
+    and the run fails saying so."""
+    if version is None:
+        raise ValueError("say which trips table version to roll back to (see DeltaTable(...).history())")
     root = output or settings.output_root()
     if month:
         if not service:

@@ -140,6 +140,7 @@ def end_to_end_runs(clone: Path, out: Path) -> dict[str, list[str]]:
         "lesson-monitoring/lesson-monitoring": [],
         "taxi-mart/taxi-mart": [f"lake={out / 'mart-lake'}", "engine=polars"],  # built before the runs start
         "lake-maintenance/lake-maintenance": [f"output={out / 'maintenance-lake'}"],
+        "lake-rollback/lake-rollback": [f"output={out / 'mart-lake'}", "version=0"],  # the lake built beforehand
         "benchmark/benchmark": ["quick=true", "rows=5000", 'only=["quote", "serializer"]'],
     }
 
