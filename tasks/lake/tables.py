@@ -40,6 +40,7 @@ TABLES = ("trips", "quarantine")  # written in reverse order: quarantine, then t
 PARTITION_COLUMNS = ("service", "year", "month")
 LINEAGE_KEY = "taxi"  # the commit metadata's one key of ours (Delta's own keys stay beside it)
 COMPRESSION: Literal["ZSTD"] = "ZSTD"  # settings.PARQUET_COMPRESSION, in deltalake's spelling
+ROW_GROUP_ROWS = 131_072  # the writer holds a row group in memory before encoding it: a small one bounds the month
 
 MonthData: TypeAlias = pa.Table | str  # a table in memory, or a local parquet file (streamed, never read whole)
 
@@ -121,7 +122,7 @@ def _with_partitions(data: MonthData, service: str, month: Month) -> pa.RecordBa
     schema = schema.append(pa.field("month", pa.int32()))
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for batch in source.to_batches(columns=columns):
+        for batch in source.to_batches(columns=columns, batch_readahead=1, fragment_readahead=1):
             rows = batch.num_rows
             constants = [pa.array([service] * rows, pa.string()), pa.array([month.year] * rows, pa.int32())]
             constants.append(pa.array([month.month] * rows, pa.int32()))
@@ -153,7 +154,7 @@ def _commit_month(
                     predicate=month_predicate(service, month),
                     partition_by=list(PARTITION_COLUMNS),
                     storage_options=settings.delta_storage_options(uri),
-                    writer_properties=WriterProperties(compression=COMPRESSION),
+                    writer_properties=WriterProperties(compression=COMPRESSION, max_row_group_size=ROW_GROUP_ROWS),
                     configuration={"delta.logRetentionDuration": settings.LAKE_LOG_RETENTION},
                     commit_properties=properties,
                 )
