@@ -1,6 +1,6 @@
 """The scale section: 1 to 12 generated months of 3,000,000 rows through the same month plan, four ways.
 
-- bare polars, 1 and 2 processes: `stream_month` month after month without Prefect (the floor);
+- bare polars, 1 and 2 processes: `run_month` month after month without a Prefect run (the floor);
 - `taxi_etl` on threads (its default runner: two months at a time in the flow process);
 - `taxi_etl` on an existing two-worker Dask cluster (`servers.start_dask`, started once, its start timed apart;
   its workers are restarted before each run, so each run's worker peaks are that run's own).

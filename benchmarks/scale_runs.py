@@ -4,7 +4,7 @@ between fresh processes: a process's high-water mark never goes down).
     python -m benchmarks.scale_runs bare --source T --months 2024-01,2024-02 --output DIR [--barrier DIR --parties 2]
     python -m benchmarks.scale_runs etl --source T --months 2024-01,2024-02 --output DIR [--runner dask ...]
 
-`bare` runs the months one after another through the polars plan itself (`stream_month`), without Prefect;
+`bare` runs the months one after another through the polars plan itself (`run_month`), without Prefect;
 `etl` runs them through the `taxi_etl` flow on the runner asked. Either prints one JSON line: the wall seconds of
 the work (imports excluded, as they are for both), its start and end on the wall clock, the rows read and the
 process's peak RSS in MiB. Several `bare` processes that share a `--barrier` folder start their work together,
@@ -32,18 +32,17 @@ def wait_for_parties(barrier: Path, parties: int) -> None:
 
 
 def run_bare(source: str, months: list[str], output: str) -> int:
-    """The months through `stream_month`, one after another; the rows read."""
-    from tasks.engines.polars_month import stream_month
+    """The months through `run_month` (the polars plan and the Delta commit, no Prefect run), one after another;
+    the rows read."""
     from tasks.months import Month
+    from tasks.pipeline import run_month
     from tasks.zones import load_zone_table
 
     zones = load_zone_table()
     rows = 0
     for month in months:
-        _, counts = stream_month(
-            source.format(service="yellow", month=month), "yellow", Month.parse(month), output, zones
-        )
-        rows += counts.rows_in
+        uri = source.format(service="yellow", month=month)
+        rows += run_month(uri, "yellow", Month.parse(month), output, zones, "polars").rows_in
     return rows
 
 

@@ -41,6 +41,7 @@ from prefect_dask import get_dask_client
 
 from flows.runners import dask_task_runner
 from tasks import settings
+from tasks.lake import lake_snapshot
 from tasks.lesson_report import publish_lesson_table
 from tasks.metrics import current_run_rows, metered
 from tasks.metrics_publish import monitored
@@ -53,8 +54,12 @@ ARTIFACT_KEY = "lesson-dask"
 
 @metered
 @task(name="trips-per-borough", cache_policy=NO_CACHE)
-def trips_per_borough(paths: list[str]) -> dict[str, int]:
-    """A dask.dataframe aggregation over the given trips files, computed on the flow's own Dask cluster."""
+def trips_per_borough(root: str, service: str, months: list[str]) -> dict[str, int]:
+    """A dask.dataframe aggregation over the months' trips files, computed on the flow's own Dask cluster. The files
+    are those the lake's Delta log names for each month now (`tasks.lake.lake_snapshot`), never a folder's glob,
+    which would also read the files of replaced versions."""
+    snapshot = lake_snapshot(root)
+    paths = [f for m in snapshot if m.service == service and str(m.month) in months for f in m.files["trips"]]
     with get_dask_client():
         trips = dd.read_parquet(paths, columns=["pu_borough"], storage_options=settings.storage_options(paths[0]))
         counts = trips.groupby("pu_borough").size().compute()
@@ -78,7 +83,7 @@ def dask_months(
         list(sources), unmapped(service), list(chosen), unmapped(root), unmapped(zones), unmapped(engine)
     )
     summaries = [asdict(summary) for summary in futures.result()]
-    boroughs = trips_per_borough.submit([summary["outputs"]["trips"] for summary in summaries]).result()
+    boroughs = trips_per_borough.submit(root, service, [summary["month"] for summary in summaries]).result()
     return {"months": summaries, "trips_per_borough": boroughs, "seconds": round(time.perf_counter() - started, 2)}
 
 

@@ -4,8 +4,9 @@ What it does. Two flows compute the same report (trips per pickup borough per mo
 - `months_in_memory`: each month's task returns its trips table, the flow holds them all, and a report task
   receives the list. Every month stays in the flow process's memory until the end.
 - `months_via_paths`: each month's task writes its partition (`tasks.pipeline.etl_month`) and returns only its
-  summary; the report task gets the paths and scans the files lazily with polars, reading just the two columns it
-  needs. At most one month is in memory at a time, in the task that is processing it.
+  summary; the report task gets the lake's trips table (a path) and scans it lazily with polars (`scan_delta`),
+  reading just the months and the two columns it needs. At most one month is in memory at a time, in the task
+  that is processing it.
 
 When it helps. Whenever the data is larger than you want in one process: peak memory stays at one month instead
 of growing with the number of months (`disk_io` in `benchmarks/results.md`), results need no serializer, and
@@ -67,8 +68,13 @@ def report_from_tables(tables: list[pa.Table]) -> list[dict]:
 
 @metered
 @task(name="report-from-paths", cache_policy=NO_CACHE)
-def report_from_paths(paths: list[str]) -> list[dict]:
-    return borough_report(pl.scan_parquet(paths, storage_options=settings.polars_storage_options(paths[0]) or None))
+def report_from_paths(table: str, service: str, months: list[str]) -> list[dict]:
+    """The report from the lake's trips table (a Delta table: `scan_delta`, not `scan_parquet`, which would also
+    read replaced versions' files), only the months asked for: polars prunes the other months' files."""
+    trips = pl.scan_delta(table, storage_options=settings.delta_storage_options(table))
+    wanted = [Month.parse(m) for m in months]
+    in_months = pl.any_horizontal((pl.col("year") == m.year) & (pl.col("month") == m.month) for m in wanted)
+    return borough_report(trips.filter(pl.col("service") == service, in_months))
 
 
 def borough_report(trips: pl.LazyFrame) -> list[dict]:
@@ -121,7 +127,7 @@ def months_via_paths(
     started, zones, plan = time.perf_counter(), load_zones(), sample_plan(service, months, source)
     root = output or settings.lesson_output_root("disk-io")
     summaries = [etl_month(uri, service, month, root, zones, engine) for month, uri in plan]
-    report = report_from_paths([summary.outputs["trips"] for summary in summaries])
+    report = report_from_paths(summaries[0].outputs["trips"], service, [summary.month for summary in summaries])
     publish_variant("lesson-disk-io", "paths", len(plan), report, started)
     return report
 

@@ -84,7 +84,13 @@ def scheduled_time() -> datetime:
 @monitored
 @flow(name="taxi-etl-months")
 def etl_months(
-    service: str, months: list[str], sources: list[SecretStr], root: str, engine: str, zones: str | None = None
+    service: str,
+    months: list[str],
+    sources: list[SecretStr],
+    root: str,
+    engine: str,
+    zones: str | None = None,
+    allow_high_quarantine: bool = False,
 ) -> MonthsOutcome:
     """Load the zone table once and map `etl_month` over the planned months on this flow's task runner.
 
@@ -97,7 +103,8 @@ def etl_months(
     chosen = [Month.parse(month) for month in months]
     outcome = MonthsOutcome(zones_origin=zone_table.origin)
     uris = [reveal(source) or "" for source in sources]
-    for month, future in zip(chosen, map_months(uris, service, chosen, root, zone_table, engine), strict=True):
+    futures = map_months(uris, service, chosen, root, zone_table, engine, allow_high_quarantine)
+    for month, future in zip(chosen, futures, strict=True):
         future.wait()
         state = future.state
         if state.is_completed():
@@ -118,7 +125,13 @@ def failure_reason(state: State) -> str:
 
 
 def map_months(
-    sources: list[str], service: str, months: list[Month], root: str, zone_table: ZoneTable, engine: str
+    sources: list[str],
+    service: str,
+    months: list[Month],
+    root: str,
+    zone_table: ZoneTable,
+    engine: str,
+    allow_high_quarantine: bool = False,
 ) -> PrefectFutureList:
     """One `etl_month` task run per month, named after it, retried alone on transient errors, one per Dask worker.
 
@@ -134,7 +147,9 @@ def map_months(
         futures = []
         for month_source, month in zip(sources, months, strict=True):
             with download_slot(month_source):
-                futures.append(month_task.submit(month_source, service, month, root, zone_table, engine))
+                futures.append(
+                    month_task.submit(month_source, service, month, root, zone_table, engine, allow_high_quarantine)
+                )
     return PrefectFutureList(futures)
 
 
@@ -149,6 +164,7 @@ def taxi_etl(
     zones: str | None = None,
     runner: Literal["threads", "dask"] = "threads",
     dask_address: str | None = None,
+    allow_high_quarantine: bool = False,
 ) -> dict | State:
     """Process `months` of `service` trips from `source` into clean and quarantined partitions under `output`.
 
@@ -163,6 +179,9 @@ def taxi_etl(
 
     `runner` picks where the months run: `threads` (this process) or `dask` (a LocalCluster for this run);
     `dask_address` (`tcp://HOST:PORT`) an existing Dask scheduler, whichever `runner` says.
+    `allow_high_quarantine` lets a month whose quarantined share is above `TAXI_MAX_QUARANTINE_SHARE` (default
+    50%) replace the month in the lake; without it such a month fails before its commit and the lake keeps the
+    previous one.
 
     Why two flows. A flow's task runner is fixed when the flow is defined (`@flow(task_runner=...)`), before its
     parameters are known, so a flow cannot choose its own runner from a parameter. This thin parent picks the
@@ -200,6 +219,7 @@ def taxi_etl(
             root,
             engine,
             zones,
+            allow_high_quarantine,
         )
     except Exception as error:  # the months could not even start: the zone table, the cluster
         reason = redact_text(f"{type(error).__name__}: {error}")
@@ -286,6 +306,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "PREFECT_API_URL (default: $TAXI_DASK_ADDRESS, which `make dask` writes to .run/dask.env; set it "
         "empty to run without it)",
     )
+    parser.add_argument(
+        "--allow-high-quarantine",
+        action="store_true",
+        help="write a month even if more of its rows are quarantined than $TAXI_MAX_QUARANTINE_SHARE allows (0.5)",
+    )
     return parser.parse_args(argv)
 
 
@@ -339,6 +364,7 @@ def run_services(args: argparse.Namespace) -> int:
             zones=args.zones,
             runner=args.runner,
             dask_address=args.dask_address,
+            allow_high_quarantine=args.allow_high_quarantine,
             return_state=True,
         )
         if not state.is_completed():

@@ -7,10 +7,11 @@ trips, revenue, mean tip fraction, mean speed and quarantine rate. It is publish
 Two engines give the same table (`tests/test_mart.py` holds them to it):
 
 - `engine="dask"`: one task on a `DaskTaskRunner` opens `prefect_dask.get_dask_client()` and runs dask.dataframe
-  over the hive-partitioned lake, so the reading and grouping run on the cluster's workers. With no `address`
-  the runner starts a `LocalCluster`; with `address="tcp://..."` it joins an existing scheduler (`make dask`, or a
-  cluster on Kubernetes), whose workers must see the lake at the same path or S3 prefix. The task holds one
-  worker thread while the dataframe runs, so a cluster needs at least two.
+  over one snapshot of the lake's Delta tables (the files each month's log names), so the reading and grouping
+  run on the cluster's workers. With no `address` the runner starts a `LocalCluster`; with `address="tcp://..."`
+  it joins an existing scheduler (`make dask`, or a cluster on Kubernetes), whose workers must see the lake at
+  the same path or S3 prefix. The task holds one worker thread while the dataframe runs, so a cluster needs at
+  least two.
 - `engine="polars"`: one task in the flow's process, polars lazy over the same files: no cluster to start, and
   every core of one machine. For a lake that fits one machine's disk this is the quicker of the two; Dask is for a
   lake spread over more data than one machine reads in time.
@@ -39,7 +40,8 @@ from prefect_dask import DaskTaskRunner, get_dask_client
 
 from flows.runners import dask_task_runner
 from tasks import settings
-from tasks.mart import EmptyLakeError, dask_mart, lake_files, mart_path, polars_mart, read_mart, write_mart
+from tasks.lake import lake_snapshot
+from tasks.mart import EmptyLakeError, dask_mart, mart_path, polars_mart, read_mart, write_mart
 from tasks.pipeline import run_month
 from tasks.plan import sample_plan
 from tasks.zones import load_zones
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     label = args.lake
     if args.lake == settings.SAMPLE_OUTPUT_ROOT:
         label = "the committed synthetic sample"
-        if not lake_files(args.lake, "trips"):
+        if not lake_snapshot(args.lake):
             print(f"no lake at {args.lake}: building it from the committed sample")
             build_sample_lake(args.lake)
     try:

@@ -1,9 +1,10 @@
-"""The daily pickup-zone mart: one row per service, pickup day and pickup zone, read from the hive-partitioned lake.
+"""The daily pickup-zone mart: one row per service, pickup day and pickup zone, read from the lake's Delta tables.
 
 The same table is computed by two engines, held to the same result by `tests/test_mart.py`: polars lazy (one
 machine, every core) and dask.dataframe (a Dask cluster, through `prefect_dask.get_dask_client` in
-`flows/mart.py`). Each reads only the published `part-0.parquet` file of each month, found by an explicit glob,
-so hidden files (staged writes, `_versions` folders of a versioned commit) are never read.
+`flows/mart.py`). Both read one snapshot of the lake (`tasks.lake.lake_snapshot`): the data files each month's
+Delta log names, trips and quarantine of the same run, never the files of replaced versions that sit beside them
+until `vacuum` (which is why a plain `scan_parquet` over the folders would be wrong).
 
 Keys: `service`, `pickup_date` (the calendar day of the pickup, New York local time as the lake stores it),
 `pu_location_id` (TLC's pickup zone id), and the zone's names `pu_borough` and `pu_zone` as the ETL wrote them on
@@ -40,7 +41,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.load import PART_NAME
+from tasks.lake import MonthFiles, lake_snapshot
 from tasks.settings import PARQUET_COMPRESSION, s3_endpoint_url, storage_options
 
 KEYS = ("service", "pickup_date", "pu_location_id")
@@ -68,25 +69,19 @@ class EmptyLakeError(FileNotFoundError):
     """No published month under the lake root: there is nothing to build a mart from."""
 
 
-def lake_files(root: str, dataset: str, year: int | None = None) -> list[str]:
-    """Every published month file of `dataset` ("trips" or "quarantine"), optionally of one year, sorted.
-
-    The glob names `part-0.parquet` at the month level, so it never descends into hidden or `_` folders.
-    """
-    filesystem, _ = fsspec.core.url_to_fs(root, **storage_options(root))
-    year_part = f"{year:04d}" if year is not None else "*"
-    pattern = f"{root.rstrip('/')}/{dataset}/service=*/year={year_part}/month=*/{PART_NAME}"
-    files = sorted(filesystem.glob(pattern))
-    return [filesystem.unstrip_protocol(f) if root.startswith("s3://") else f for f in files]
-
-
-def lake_inputs(root: str, year: int | None = None) -> tuple[list[str], list[str]]:
-    """(trip files, quarantine files); raises `EmptyLakeError` when the lake has no trips at all."""
-    trips, quarantine = lake_files(root, "trips", year), lake_files(root, "quarantine", year)
-    if not trips:
+def lake_inputs(root: str, year: int | None = None) -> list[MonthFiles]:
+    """Every month of the lake (optionally of one year), its trips and quarantine files from one run each
+    (`tasks.lake.lake_snapshot`); raises `EmptyLakeError` when the lake has no trips at all."""
+    months = lake_snapshot(root, year)
+    if not months:
         scope = f" for {year}" if year is not None else ""
-        raise EmptyLakeError(f"no trips{scope} under {root} (expected trips/service=*/year=*/month=*/{PART_NAME})")
-    return trips, quarantine
+        raise EmptyLakeError(f"no trips{scope} under {root} (expected the Delta table {root.rstrip('/')}/trips)")
+    return months
+
+
+def _file_partitions(months: list[MonthFiles], dataset: str) -> list[tuple[str, str, int, int]]:
+    """(file, service, year, month) of every file of `dataset`: Delta keeps partition values out of the files."""
+    return [(f, m.service, m.month.year, m.month.month) for m in months for f in m.files[dataset]]
 
 
 # ---- polars lazy ---------------------------------------------------------------------------------------------
@@ -97,6 +92,19 @@ def polars_storage_options(uri: str) -> dict | None:
     if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
         return {"aws_endpoint_url": endpoint, "aws_allow_http": str(endpoint.startswith("http://")).lower()}
     return None
+
+
+def _scan_with_partitions(root: str, files: list[tuple[str, str, int, int]]) -> pl.LazyFrame:
+    """One lazy scan of the snapshot's files, each row given its file's `service`, `year` and `month`."""
+    partitions = pl.LazyFrame(
+        {"_file": [f[0] for f in files], "service": [f[1] for f in files]}
+        | {"year": [f[2] for f in files], "month": [f[3] for f in files]},
+        schema={"_file": pl.String, "service": pl.String, "year": pl.Int32, "month": pl.Int32},
+    )
+    scan = pl.scan_parquet(
+        [f[0] for f in files], storage_options=polars_storage_options(root), include_file_paths="_file"
+    )
+    return scan.join(partitions, on="_file", how="left").drop("_file")
 
 
 def mart_plan(trips: pl.LazyFrame, quarantine: pl.LazyFrame) -> pl.LazyFrame:
@@ -131,13 +139,10 @@ def mart_plan(trips: pl.LazyFrame, quarantine: pl.LazyFrame) -> pl.LazyFrame:
 
 def polars_mart(root: str, year: int | None = None) -> pa.Table:
     """The mart computed with polars lazy on this machine."""
-    trip_files, quarantine_files = lake_inputs(root, year)
-    options = polars_storage_options(root)
-    trips = pl.scan_parquet(trip_files, hive_partitioning=True, storage_options=options).select(
-        "service", *TRIP_COLUMNS
-    )
-    if quarantine_files:
-        quarantine = pl.scan_parquet(quarantine_files, hive_partitioning=True, storage_options=options)
+    months = lake_inputs(root, year)
+    trips = _scan_with_partitions(root, _file_partitions(months, "trips")).select("service", *TRIP_COLUMNS)
+    if quarantine_files := _file_partitions(months, "quarantine"):
+        quarantine = _scan_with_partitions(root, quarantine_files)
         quarantine = quarantine.select("service", "year", "month", *QUARANTINE_COLUMNS)
     else:
         quarantine = pl.LazyFrame(
@@ -156,10 +161,10 @@ def dask_mart(root: str, year: int | None = None) -> pa.Table:
     The reductions run on the workers; only the per-cell results (a few hundred thousand rows for a year) come
     back, and the final join of clean and quarantined cells is done in pandas here.
     """
-    trip_files, quarantine_files = lake_inputs(root, year)
+    months = lake_inputs(root, year)
     options = storage_options(root)
     keys = list(KEYS)
-    trips = dd.read_parquet(trip_files, columns=["service", *TRIP_COLUMNS], storage_options=options)
+    trips = dd.from_map(read_piece, _file_partitions(months, "trips"), names=TRIP_COLUMNS, options=options)
     trips = trips.assign(service=trips["service"].astype(str))
     clean = trips.groupby(keys, observed=True).agg(
         trips=("total_amount", "size"),
@@ -169,9 +174,8 @@ def dask_mart(root: str, year: int | None = None) -> pa.Table:
     )
     names = trips[["pu_location_id", "pu_borough", "pu_zone"]].drop_duplicates(split_out=1)
     lazy = [clean, names]
-    if quarantine_files:
-        columns = ["service", "year", "month", *QUARANTINE_COLUMNS]
-        quarantine = dd.read_parquet(quarantine_files, columns=columns, storage_options=options)
+    if quarantine_files := _file_partitions(months, "quarantine"):
+        quarantine = dd.from_map(read_piece, quarantine_files, names=QUARANTINE_COLUMNS, options=options)
         placed = quarantine.map_partitions(placed_quarantine, meta=PLACED_META)
         lazy.append(placed.groupby(keys).size().rename("quarantined"))
     computed = dd.compute(*lazy)
@@ -183,6 +187,15 @@ def dask_mart(root: str, year: int | None = None) -> pa.Table:
     cells = cells.fillna({"trips": 0, "revenue": 0.0, "quarantined": 0})
     cells["quarantine_rate"] = cells["quarantined"] / (cells["trips"] + cells["quarantined"])
     return as_mart_table(pa.Table.from_pandas(cells, preserve_index=False))
+
+
+def read_piece(piece: tuple[str, str, int, int], names: list[str], options: dict) -> pd.DataFrame:
+    """One data file of the snapshot as pandas, with its partition values as columns (runs on a Dask worker)."""
+    path, service, year, month = piece
+    filesystem, stripped = fsspec.core.url_to_fs(path, **options)
+    with filesystem.open(stripped, "rb") as handle:
+        frame = pq.read_table(handle, columns=names).to_pandas()
+    return frame.assign(service=service, year=year, month=month)
 
 
 PLACED_META = pd.DataFrame(

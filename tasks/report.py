@@ -27,7 +27,8 @@ class MonthSummary:
     rows_clean: int = 0
     rows_quarantined: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
-    outputs: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # {table: Delta table URI}
+    versions: dict[str, int] = field(default_factory=dict)  # {table: the Delta version this month's write committed}
     bytes_read: int = 0  # the source file's size
     bytes_written: int = 0  # the committed files' sizes
     finished_at: float = 0.0  # wall-clock time (epoch seconds) when the month was done: for throughput

@@ -6,7 +6,7 @@ The data steps are plain functions, called inside a flow or task run (where thei
 page) and outside one (tests, scripts, the benchmark), so they ask for `step_logger(__name__)` at the moment they
 log instead of holding a module logger.
 
-Prefect is not imported here: a process that never imported it (a script writing months with `tasks/commit.py`)
+Prefect is not imported here: a process that never imported it (a script writing months with `tasks/lake`)
 has no run to log to and stays fast.
 """
 

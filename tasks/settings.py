@@ -58,7 +58,7 @@ MAX_AVG_SPEED_MPH = 100
 # A file is refused for a month when more than this share of its pickups fall in other months (tasks/validate.py).
 MAX_SHARE_OUTSIDE_MONTH = 0.5
 
-# Output files: parquet, zstd-compressed, one file per month partition.
+# Output files: parquet, zstd-compressed, in Delta tables partitioned by service, year and month.
 PARQUET_COMPRESSION = "zstd"
 
 # One writer per month (tasks/write_lock.py): how long a second writer waits for the month's slot, and how long a
@@ -109,7 +109,7 @@ def aws_credentials() -> AwsCredentials:
     temporary ones (with `AWS_SESSION_TOKEN`) are left out, since prefect-aws would keep the token as plain text
     in a saved block, and every client then finds them, as boto3 does, in the environment.
     """
-    from prefect_aws import AwsCredentials  # imports Prefect: only S3 paths pay for it (tasks/commit.py stays light)
+    from prefect_aws import AwsCredentials  # imports Prefect: only S3 paths pay for it (tasks/lake stays light)
     from prefect_aws.client_parameters import AwsClientParameters
     from pydantic import SecretStr
 
@@ -167,6 +167,50 @@ def polars_storage_options(uri: str) -> dict:
     if keys:
         options["aws_access_key_id"], options["aws_secret_access_key"] = keys
     return options
+
+
+def delta_storage_options(uri: str) -> dict[str, str] | None:
+    """deltalake's (object_store) options for a lake table at `uri`: the endpoint and keys of `aws_credentials()`,
+    and `conditional_put: etag`, so that two writers committing the same table version on S3 cannot both succeed
+    (the second PUT of a log entry fails, and Delta's optimistic concurrency sees a conflict). None for a folder."""
+    if not uri.startswith("s3://"):
+        return None
+    endpoint, keys = _endpoint_and_keys(uri)
+    options = {"AWS_REGION": aws_region(), "conditional_put": "etag"}
+    # object_store's own retries (up to 180 s of them by default) bounded by time, as s3fs's are above, so that a
+    # dead endpoint fails a try in seconds and Prefect's backoff does the waiting. (No `max_retries`: polars, which
+    # takes these options in `scan_delta`, refuses it as a string.)
+    options |= {"connect_timeout": f"{S3_CONNECT_TIMEOUT_SECONDS}s", "timeout": f"{S3_READ_TIMEOUT_SECONDS}s"}
+    options["retry_timeout"] = f"{S3_CONNECT_TIMEOUT_SECONDS * S3_CLIENT_ATTEMPTS}s"
+    if endpoint:
+        options["AWS_ENDPOINT_URL"] = endpoint
+        options["AWS_ALLOW_HTTP"] = str(endpoint.startswith("http://")).lower()
+    if keys:
+        options["AWS_ACCESS_KEY_ID"], options["AWS_SECRET_ACCESS_KEY"] = keys
+    return options
+
+
+# The lake (tasks/lake/): Delta tables. A writer whose commit loses to a concurrent one (Delta's optimistic
+# concurrency) writes again, at most this many times in all, then fails naming the month.
+LAKE_COMMIT_ATTEMPTS = 3
+# Delta keeps a table's log this long: the log is what pairs a month's trips with its quarantine run and what
+# rolls a month back, so it is kept far longer than the data files `vacuum` removes.
+LAKE_LOG_RETENTION = "interval 3650 days"
+# `flows/maintenance.py`: files no version newer than this needs are deleted by `vacuum`.
+VACUUM_RETENTION_HOURS = 7 * 24
+# A month whose quarantined rows exceed this share of its rows is refused before commit (the previous month
+# stays) unless the run says `allow_high_quarantine=True`: a file whose every row breaks a rule is a mistake.
+MAX_QUARANTINE_SHARE = 0.5
+
+
+def vacuum_retention_hours() -> int:
+    """`TAXI_VACUUM_RETENTION_HOURS`, else `VACUUM_RETENTION_HOURS` (a week)."""
+    return int(os.environ.get("TAXI_VACUUM_RETENTION_HOURS") or VACUUM_RETENTION_HOURS)
+
+
+def max_quarantine_share() -> float:
+    """`TAXI_MAX_QUARANTINE_SHARE`, else `MAX_QUARANTINE_SHARE`."""
+    return float(os.environ.get("TAXI_MAX_QUARANTINE_SHARE") or MAX_QUARANTINE_SHARE)
 
 
 # Prefect blocks for S3 result storage (`python -m blocks.register`).

@@ -1,8 +1,9 @@
 """One writer per month: a Prefect global concurrency limit of 1, named after the service and month.
 
-The commit protocol (`tasks/load.py`) keeps every month whole, but two runs writing the same month at once (two
-deployments, a manual run beside a scheduled one) would still race: each garbage-collects versions older than the
-one it committed, and a slow writer could commit after a faster one. Holding a limit of one slot per month,
+The lake (`tasks/lake/`) keeps every month whole on its own (Delta's optimistic concurrency refuses the second of
+two commits of one month, which then writes again), but two runs writing the same month at once (two deployments,
+a manual run beside a scheduled one) would each compute the month and redo the loser's write. Holding a limit of
+one slot per month, held from extract to commit,
 `taxi-write-yellow-2025-01`, makes them take turns; months of different services or dates still load in parallel.
 
 Prefect's `concurrency(..., strict=False)` only warns when the limit does not exist and then runs unguarded, so the

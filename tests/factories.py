@@ -33,3 +33,11 @@ def trips(*overrides: dict) -> pa.Table:
     """A canonical table with one valid trip per argument, each changed by its overrides."""
     rows = [{**VALID_TRIP, **change} for change in overrides]
     return pa.Table.from_pylist(rows, schema=CANONICAL_SCHEMA)
+
+
+def written_rows(root, service: str, month: str) -> dict[str, int]:
+    """Rows of each table of one month as the lake serves it (`{}` if the month was never written)."""
+    from tasks.lake import read_month
+    from tasks.months import Month
+
+    return {name: table.num_rows for name, table in read_month(str(root), service, Month.parse(month)).items()}

@@ -31,6 +31,7 @@ from flows.mart import build_sample_lake
 from tasks import settings
 from tasks.months import Month, latest_published
 from tasks.schema import NEW_YORK
+from tests.factories import written_rows
 from tests.polling import eventually
 
 FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
@@ -160,6 +161,8 @@ def end_to_end_runs(clone: Path, out: Path) -> dict[str, list[str]]:
         "lesson-dask/lesson-dask": [f"output={out / 'dask'}"],
         "lesson-monitoring/lesson-monitoring": [],
         "taxi-mart/taxi-mart": [f"lake={out / 'mart-lake'}", "engine=polars"],  # built before the runs start
+        "lake-maintenance/lake-maintenance": [f"output={out / 'maintenance-lake'}"],
+        "lake-rollback/lake-rollback": [f"output={out / 'mart-lake'}", "version=0"],  # the lake built beforehand
         "benchmark/benchmark": ["quick=true", "rows=5000", 'only=["quote", "serializer"]'],
     }
 
@@ -305,11 +308,10 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
     }
     assert not not_completed, not_completed
     for service in ("yellow", "green"):
-        assert (out / f"trips/service={service}/year=2025/month=01/part-0.parquet").exists()
-    assert (out / "trips/service=yellow/year=2025/month=02/part-0.parquet").exists()  # etl-sample: both months
-    assert list((out / "disk-io").rglob("part-0.parquet")) and list((out / "dask").rglob("part-0.parquet"))
-    latest_partition = f"trips/service=yellow/year={latest_month.year}/month={latest_month.month:02d}/part-0.parquet"
-    assert (scheduled_out / latest_partition).exists(), sorted(scheduled_out.rglob("*.parquet"))
+        assert written_rows(out, service, "2025-01")["trips"] > 0
+    assert written_rows(out, "yellow", "2025-02")["trips"] > 0  # etl-sample: both months
+    assert written_rows(out / "disk-io", "yellow", "2025-01") and written_rows(out / "dask", "yellow", "2025-01")
+    assert written_rows(scheduled_out, "yellow", str(latest_month)), sorted(scheduled_out.rglob("*.parquet"))
     # perf-report is the one deployment not run by hand: its trigger runs it after each completed taxi_etl run
     # (tests/test_automations.py waits for such a run to complete; here it is enough that the trigger fired).
     perf_report = api_get(api, "/deployments/name/perf-report/perf-report")

@@ -19,7 +19,7 @@ import pytest
 
 from data.generate import write_month
 from tasks import settings
-from tasks.engines.polars_plan import open_month, scan_month
+from tasks.engines.polars_plan import open_month
 from tasks.extract import SourceError, read_trip_file, source_fingerprint
 from tasks.months import Month
 from tasks.retries import is_transient
@@ -95,10 +95,10 @@ def test_s3_source(s3_bucket):
 STREAM_AND_MEASURE = """
 import sys
 import polars as pl
-from tasks.engines.polars_plan import read_one_row_group_ahead, scan_month
+from tasks.engines.polars_plan import open_month, read_one_row_group_ahead
 read_one_row_group_ahead()
-frame, rows = scan_month(sys.argv[1], "yellow")
-totals = frame.select(pl.len(), pl.col("total_amount").sum()).collect(engine="streaming")
+with open_month(sys.argv[1], "yellow") as (frame, rows):
+    totals = frame.select(pl.len(), pl.col("total_amount").sum()).collect(engine="streaming")
 assert totals.item(0, 0) == rows
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))
 print(int(status["VmHWM"].split()[0]) * 1024)
@@ -138,12 +138,11 @@ def test_an_http_month_is_scanned_from_a_file_on_disk(http_root, tmp_path, monke
     folder, base_url = http_root
     shutil.copy(SAMPLE, folder / SAMPLE.name)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    frame, rows = scan_month(f"{base_url}/{SAMPLE.name}", "green")
-    plan = frame.explain()
-    assert "parquet scan" in plan.lower() and str(tmp_path) in plan
-    assert frame.select(pl.len()).collect().item() == rows == pq.read_metadata(SAMPLE).num_rows
-    del frame
-    assert list(tmp_path.iterdir()) == []  # the staged file goes with the frame
+    with open_month(f"{base_url}/{SAMPLE.name}", "green") as (frame, rows):
+        plan = frame.explain()
+        assert "parquet scan" in plan.lower() and str(tmp_path) in plan
+        assert frame.select(pl.len()).collect().item() == rows == pq.read_metadata(SAMPLE).num_rows
+    assert list(tmp_path.iterdir()) == []  # the staged file goes when the month's block ends
 
 
 @pytest.mark.parametrize("compress", [False, True], ids=["csv", "csv.gz"])

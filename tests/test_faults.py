@@ -27,8 +27,7 @@ from flows.runners import retry_month_if_transient
 from servers.local_s3 import start_moto
 from tasks import settings
 from tasks.extract import SourceError, extract, read_trip_file
-from tasks.load import load
-from tasks.retries import is_transient, retry_delays, retry_if_transient
+from tasks.retries import is_transient, network_retry_options, retry_delays, retry_if_transient
 from tests.runs import task_runs_of
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
@@ -202,10 +201,11 @@ def test_other_errors(make_error, transient):
     assert is_transient(make_error()) is transient
 
 
-def test_extract_and_load_share_the_classification():
-    assert extract.retry_condition_fn is retry_if_transient is load.retry_condition_fn
-    assert extract.retries == load.retries == settings.RETRY_ATTEMPTS > 0
-    assert extract.retry_jitter_factor == load.retry_jitter_factor == settings.RETRY_JITTER_FACTOR > 0
+def test_extract_and_the_month_task_share_the_classification():
+    month = network_retry_options()  # what taxi_etl's month task runs (extract to load) are given
+    assert extract.retry_condition_fn is retry_if_transient is month["retry_condition_fn"]
+    assert extract.retries == month["retries"] == settings.RETRY_ATTEMPTS > 0
+    assert extract.retry_jitter_factor == month["retry_jitter_factor"] == settings.RETRY_JITTER_FACTOR > 0
     assert extract.retry_delay_seconds == retry_delays(settings.RETRY_BACKOFF_SECONDS, settings.RETRY_ATTEMPTS)
 
 
@@ -219,7 +219,7 @@ def fast_retries(monkeypatch):
     """The production retry policy with waits of 0.2, 0.4, 0.8 s instead of 10, 20, 40 s: for taxi_etl's month task
     runs (their options are built from the settings when a run maps its months) and for the step tasks."""
     monkeypatch.setattr(settings, "RETRY_BACKOFF_SECONDS", FAST_BACKOFF_SECONDS)
-    for step in (extract, load):
+    for step in (extract,):
         monkeypatch.setattr(step, "retry_delay_seconds", retry_delays(FAST_BACKOFF_SECONDS, settings.RETRY_ATTEMPTS))
 
 
@@ -260,19 +260,20 @@ def attempts_of(state) -> int:
 
 
 PUBLISHED_MONTH = [
-    "lake/_versions/service=green/year=2025/month=01/<version>/quarantine.pq",
-    "lake/_versions/service=green/year=2025/month=01/<version>/trips.pq",
-    "lake/_versions/service=green/year=2025/month=01/commit.json",
-    "lake/quarantine/service=green/year=2025/month=01/part-0.parquet",
-    "lake/trips/service=green/year=2025/month=01/part-0.parquet",
+    "lake/quarantine/_delta_log/00000000000000000000.json",
+    "lake/quarantine/service=green/year=2025/month=1/part-<id>.zstd.parquet",
+    "lake/trips/_delta_log/00000000000000000000.json",
+    "lake/trips/service=green/year=2025/month=1/part-<id>.zstd.parquet",
 ]
 
 
 def listed(bucket: str, moto_endpoint: str, prefix: str) -> list[str]:
-    """The month's published objects under `prefix`: its plain view and its commit record, one committed version
-    (a staged leftover, a second version, would show here)."""
+    """The month's objects under `prefix`: each table's one commit and one data file (a leftover of a failed
+    attempt, a second commit, would show here)."""
     response = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
-    return sorted(re.sub(r"/\d{8}T[\w.-]+/", "/<version>/", item["Key"]) for item in response.get("Contents", []))
+    return sorted(
+        re.sub(r"part-\d+-[0-9a-f-]+-c000", "part-<id>", item["Key"]) for item in response.get("Contents", [])
+    )
 
 
 @pytest.mark.flow

@@ -52,7 +52,9 @@ def test_disk_io_lesson_reads_and_writes_s3(s3_bucket, tiny_source):
     assert via_s3 == disk_io.months_in_memory(months=months[:2], source=source)
     assert {row["month"] for row in via_s3} == set(months[:2])
     listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket, Prefix="lessons/disk-io/trips/")
-    assert len([item["Key"] for item in listing.get("Contents", [])]) == 2
+    keys = [item["Key"] for item in listing.get("Contents", [])]
+    assert len([key for key in keys if key.endswith(".parquet")]) == 2  # one data file per month
+    assert len([key for key in keys if "/_delta_log/" in key]) == 2  # one commit per month
 
 
 def block_settings(name: str) -> tuple[str, str | None]:

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks import settings
-from tasks.lake import commit_record_path, filesystem_for, month_versions_path, read_month
+from tasks.lake import month_lineage, open_table, read_month
 from tasks.months import Month
-from tasks.pipeline import etl_month, run_month
+from tasks.pipeline import QuarantineShareError, etl_month, run_month
 from tasks.schema import QUARANTINE_SCHEMA, TRIPS_SCHEMA, SchemaError, ServiceMismatchError
 from tasks.validate import WrongMonthError
 from tasks.write_lock import WriteLockTimeout, month_write_lock
@@ -95,11 +95,9 @@ def test_real_file_streamed_and_in_memory_are_the_same(real_data, tmp_path):
 
 
 def nothing_written(root: str, month: Month) -> bool:
-    filesystem = filesystem_for(root)
-    versions = month_versions_path(root, "yellow", month)
-    return not filesystem.exists(commit_record_path(root, "yellow", month)) and not (
-        filesystem.exists(versions) and filesystem.find(versions)
-    )
+    """No table was even created, or the month is absent from both (no commit touched it)."""
+    tables = [open_table(root, name) for name in ("trips", "quarantine")]
+    return all(t is None for t in tables) or read_month(root, "yellow", month) == {}
 
 
 def test_a_file_of_another_month_is_refused_and_nothing_is_written(tmp_path):
@@ -139,14 +137,15 @@ def test_a_fractional_code_is_refused_not_truncated(engine, tmp_path):
 
 
 def test_a_month_streams_into_an_s3_lake(s3_bucket, tmp_path):
-    """An S3 source is scanned by polars; for an S3 root the sinks write local temporary files, uploaded as the
-    staged version, then committed."""
+    """An S3 source is scanned by polars; the month's local temporary files stream into the Delta tables on S3."""
     root, zones, local_source = f"s3://{s3_bucket}/lake", load_zone_table(), sample_file("yellow", "2025-01")
     source = f"s3://{s3_bucket}/tlc/yellow_tripdata_2025-01.parquet"
-    filesystem_for(source).put_file(local_source, source)
+    import fsspec
+
+    fsspec.core.url_to_fs(source, **settings.fsspec_options(source))[0].put_file(local_source, source)
     streamed = run_month(source, "yellow", JAN_2025, root, zones, "polars")  # scanned from S3, sunk to S3
     local = run_month(local_source, "yellow", JAN_2025, str(tmp_path / "lake"), zones, "pandas")
-    assert streamed.outputs["trips"].startswith(f"s3://{s3_bucket}/lake/trips/")
+    assert streamed.outputs["trips"] == f"s3://{s3_bucket}/lake/trips"
     on_s3, on_disk = read_month(root, "yellow", JAN_2025), read_month(str(tmp_path / "lake"), "yellow", JAN_2025)
     for dataset, schema in FILE_SCHEMAS.items():
         assert_same_tables(on_s3[dataset].cast(schema), on_disk[dataset].cast(schema))
@@ -161,6 +160,41 @@ def test_etl_month_commits_only_holding_the_month_write_limit(engine, tmp_path, 
     root = str(tmp_path / "lake")
     with month_write_lock("yellow", JAN_2025), pytest.raises(WriteLockTimeout, match="taxi-write-yellow-2025-01"):
         etl_month.fn(sample_file("yellow", "2025-01"), "yellow", JAN_2025, root, load_zone_table(), engine)
-    assert not filesystem_for(root).exists(commit_record_path(root, "yellow", JAN_2025))
+    assert nothing_written(root, JAN_2025)
     summary = etl_month.fn(sample_file("yellow", "2025-01"), "yellow", JAN_2025, root, load_zone_table(), engine)
     assert read_month(root, "yellow", JAN_2025)["trips"].num_rows == summary.rows_clean > 0
+
+
+def test_a_month_mostly_quarantined_is_refused_and_the_previous_month_stays(tmp_path):
+    """A structurally valid file whose every `total_amount` is 0 would replace a good month with no trips."""
+    root, zones, source = str(tmp_path / "lake"), load_zone_table(), sample_file("yellow", "2025-01")
+    run_month(source, "yellow", JAN_2025, root, zones, "polars")
+    before = read_month(root, "yellow", JAN_2025)
+    zeros = pq.read_table(source)
+    zeros = zeros.set_column(zeros.schema.get_field_index("total_amount"), "total_amount", pa.array([0.0] * len(zeros)))
+    bad = tmp_path / "yellow_tripdata_2025-01.parquet"
+    pq.write_table(zeros, bad)
+    for engine in ("polars", "pandas"):
+        with pytest.raises(QuarantineShareError, match="100% of 50,000 rows quarantined"):
+            run_month(str(bad), "yellow", JAN_2025, root, zones, engine)
+    after = read_month(root, "yellow", JAN_2025)
+    assert all(after[name].equals(before[name]) for name in before)
+    asked = run_month(str(bad), "yellow", JAN_2025, root, zones, "polars", allow_high_quarantine=True)
+    assert asked.rows_clean == 0 and read_month(root, "yellow", JAN_2025)["trips"].num_rows == 0
+
+
+def test_every_commit_records_who_wrote_the_month_from_what(tmp_path, http_root):
+    """Outside a flow run the run and deployment are None; the source keeps no credentials."""
+    folder, base = http_root
+    (folder / "yellow_tripdata_2025-01.parquet").write_bytes(Path(sample_file("yellow", "2025-01")).read_bytes())
+    source = f"{base}/yellow_tripdata_2025-01.parquet?X-Amz-Signature=s3cr3t&X-Amz-Credential=AKIA"
+    root = str(tmp_path / "lake")
+    summary = run_month(source, "yellow", JAN_2025, root, load_zone_table(), "polars")
+    lineage = month_lineage(root, "yellow", JAN_2025)
+    assert (lineage["flow_run_id"], lineage["deployment"]) == (None, None)
+    assert "s3cr3t" not in str(lineage) and "AKIA" not in str(lineage)
+    assert lineage["source"].startswith(f"{base}/yellow_tripdata_2025-01.parquet?X-Amz-Signature=<redacted>")
+    assert lineage["source_fingerprint"]["size"] == summary.bytes_read > 0
+    counts = (lineage["rows_in"], lineage["rows_clean"], lineage["rows_quarantined"])
+    assert counts == (summary.rows_in, summary.rows_clean, summary.rows_quarantined)
+    assert set(lineage["output_version"]) == {"code", "rules", "zones"}

@@ -144,7 +144,7 @@ def test_s3_runs_reveal_no_secret(s3_bucket, moto_endpoint, fake_secrets, prefec
 
     bucket = boto3.client("s3", endpoint_url=moto_endpoint)
     keys = [item["Key"] for item in bucket.list_objects_v2(Bucket=s3_bucket)["Contents"]]
-    assert "lake/trips/service=green/year=2025/month=01/part-0.parquet" in keys
+    assert any(key.startswith("lake/trips/service=green/year=2025/month=1/") for key in keys)
     for key in keys:
         seen[f"s3://{s3_bucket}/{key}"] = bucket.get_object(Bucket=s3_bucket, Key=key)["Body"].read().decode("latin-1")
     results = Path(os.environ["PREFECT_LOCAL_STORAGE_PATH"])

@@ -2,8 +2,8 @@
 
 The plan (`tasks.engines.polars_plan`): scan the source, normalize it, compute each trip's duration, flag every row
 with the first rule it breaks, derive the trip columns with the zone names. This module runs it: both datasets,
-trips and quarantine, are sunk into the staged files of a new version of the month (`tasks.commit.staged_version`),
-which is committed once both are written. The streaming engine holds batches of rows, not the month. The two sinks
+trips and quarantine, are sunk into local parquet files, which `tasks.pipeline` then streams into the lake's Delta
+tables (`tasks.lake`) as Arrow batches. The streaming engine holds batches of rows, not the month. The two sinks
 run one after the other, each reading the source again: measured on a 12M-row generated month, one
 `pl.collect_all` of both sinks peaked at 2.9 GB RSS and two sinks in turn at 1.9 GB (3M rows: 1.2 GB and 1.0 GB),
 for about a second more of reading. What else bounds the peak, and what was measured, is in
@@ -18,18 +18,13 @@ was written: row counts from the parquet footers, reasons from a group-by over t
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from tasks.commit import commit_version, staged_version
 from tasks.engines.polars_engine import distinct_hours
-from tasks.engines.polars_plan import held_by_name, month_plans, months_held, read_one_row_group_ahead, scan_month
-from tasks.lake import filesystem_for
+from tasks.engines.polars_plan import held_by_name, month_plans, months_held, open_month, read_one_row_group_ahead
 from tasks.months import Month
 from tasks.rules import check_row_invariant
 from tasks.settings import PARQUET_COMPRESSION
@@ -57,21 +52,6 @@ class MonthCounts:
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
 
 
-@contextmanager
-def _local_targets(root: str, staged: dict[str, str]) -> Iterator[dict[str, str]]:
-    """Paths the sinks can write: the staged paths themselves for a local root; for S3, local temporary files
-    that are uploaded to the staged paths when the block ends (polars would need S3 credentials of its own)."""
-    if not root.startswith("s3://"):
-        yield staged
-        return
-    filesystem = filesystem_for(root)
-    with tempfile.TemporaryDirectory(prefix="taxi-month-") as folder:
-        local = {dataset: f"{folder}/{dataset}.parquet" for dataset in staged}
-        yield local
-        for dataset, path in local.items():
-            filesystem.put_file(path, staged[dataset])
-
-
 def _count_written(counts: MonthCounts, paths: dict[str, str]) -> None:
     counts.rows_clean = pq.read_metadata(paths["trips"]).num_rows
     counts.rows_quarantined = pq.read_metadata(paths["quarantine"]).num_rows
@@ -81,36 +61,25 @@ def _count_written(counts: MonthCounts, paths: dict[str, str]) -> None:
 
 
 def stream_month(
-    source: str,
-    service: str,
-    month: Month,
-    root: str,
-    zones: ZoneTable,
-    commit_lock: Callable[[], AbstractContextManager] = nullcontext,
+    source: str, service: str, month: Month, zones: ZoneTable, folder: str
 ) -> tuple[dict[str, str], MonthCounts]:
-    """Run one month's plan and commit it, holding `commit_lock()` while committing (staging writes only new
-    paths): `({dataset: part-0.parquet URI}, counts)`.
+    """Run one month's plan into local parquet files in `folder`: `({"trips": path, "quarantine": path}, counts)`.
 
-    Raises `WrongMonthError` (nothing staged), `ServiceMismatchError`/`SchemaError`/`SourceError` before
-    anything is written; a failure while writing removes the staged version, leaving the month as it was.
+    Pure: it writes only into `folder`, which the caller owns (and removes); loading the files into the lake is the
+    caller's step (`tasks.pipeline`). Raises `WrongMonthError`, `ServiceMismatchError`/`SchemaError`/`SourceError`
+    before anything is written.
     """
     read_one_row_group_ahead()
-    frame, rows_in = scan_month(source, service)
-    held, hours = pl.collect_all([months_held(frame), distinct_hours(frame)], engine="streaming")
-    check_months_held(held_by_name(held), month)
-    plans = month_plans(frame, hours["hour"], month, zones)
-
-    counts = MonthCounts(rows_in=rows_in)
-    with staged_version(root, service, month, list(DATASETS)) as staged, _local_targets(root, staged.paths) as paths:
-        sinks = [
+    paths = {name: f"{folder.rstrip('/')}/{name}.parquet" for name in DATASETS}
+    with open_month(source, service) as (frame, rows_in):  # a staged copy of the source goes when the block ends
+        held, hours = pl.collect_all([months_held(frame), distinct_hours(frame)], engine="streaming")
+        check_months_held(held_by_name(held), month)
+        plans = month_plans(frame, hours["hour"], month, zones)
+        for name in DATASETS:
             plans[name].sink_parquet(
                 paths[name], compression=PARQUET_COMPRESSION, compression_level=SINK_COMPRESSION_LEVEL, lazy=True
-            )
-            for name in DATASETS
-        ]
-        for sink in sinks:
-            sink.collect(engine="streaming")
-        _count_written(counts, paths)
-        check_row_invariant(rows_in, counts.rows_clean, counts.rows_quarantined, f"stream {service} {month}")
-    with commit_lock():
-        return commit_version(root, service, month, staged.version, list(DATASETS)), counts
+            ).collect(engine="streaming")
+    counts = MonthCounts(rows_in=rows_in)
+    _count_written(counts, paths)
+    check_row_invariant(rows_in, counts.rows_clean, counts.rows_quarantined, f"stream {service} {month}")
+    return paths, counts

@@ -15,7 +15,6 @@ bounded memory; the staged file lives as long as the month (`open_month`).
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -24,10 +23,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.commit import PARTITION_COLUMNS
 from tasks.engines.polars_engine import DURATION_US, derive, flag_rows, offsets_by_hour, with_trip_duration
 from tasks.engines.polars_normalize import normalize_lazy, polars_schema
 from tasks.extract import PARQUET_MAGIC, SourceError, parquet_row_count, staged_parquet
+from tasks.lake.tables import PARTITION_COLUMNS
 from tasks.months import Month
 from tasks.schema import QUARANTINE_SCHEMA, TRIPS_SCHEMA
 from tasks.settings import fsspec_options, polars_storage_options
@@ -66,19 +65,6 @@ def open_month(source: str, service: str) -> Iterator[tuple[pl.LazyFrame, int]]:
     every sink of its plan, inside the block."""
     with ExitStack() as staged:
         yield _open(source, service, staged)
-
-
-def scan_month(source: str, service: str) -> tuple[pl.LazyFrame, int]:
-    """`open_month` without a `with` block: a staged file is removed when the returned frame is garbage-collected
-    (so keep that frame while any plan built from it runs). `open_month` says when, and holds on failure too."""
-    staged = ExitStack()
-    try:
-        frame, rows_in = _open(source, service, staged)
-    except BaseException:
-        staged.close()
-        raise
-    weakref.finalize(frame, staged.close)
-    return frame, rows_in
 
 
 def _open(source: str, service: str, staged: ExitStack) -> tuple[pl.LazyFrame, int]:
