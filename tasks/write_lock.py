@@ -2,21 +2,21 @@
 
 The lake (`tasks/lake/`) keeps every month whole on its own (Delta's optimistic concurrency refuses the second of
 two commits of one month, which then writes again), but two runs writing the same month at once (two deployments,
-a manual run beside a scheduled one) would each compute the month and redo the loser's write. Holding a limit of
-one slot per month, held from extract to commit,
-`taxi-write-yellow-2025-01`, makes them take turns; months of different services or dates still load in parallel.
+a manual run beside a scheduled one) would each compute the month and redo the loser's write. A limit of one slot
+per month, `taxi-write-yellow-2025-01`, held from extract to commit, makes them take turns; months of different
+services or dates still load in parallel.
 
 Prefect's `concurrency(..., strict=False)` only warns when the limit does not exist and then runs unguarded, so the
 limit is created here first (idempotently: another run may create it at the same moment) and used with
 `strict=True`. Works against any Prefect API: the temporary server a local run starts, or a real `prefect server`.
 The limit lives in that server, so it guards the runs that share one: a run on its own temporary server does not
-see a deployment's slot (the commit record still keeps each month whole; the last commit wins).
+see a deployment's slot (Delta still keeps each month whole; the last commit wins).
 
 A killed writer. The slot is held through a lease that the holder renews while it lives. A real `prefect server`
-frees the slot of a killed holder once its lease lapses (seen with prefect 3.8.8: the next writer got the slot 71 s
-after a SIGKILL, with `WRITE_LOCK_LEASE_SECONDS` = 60). The temporary server does not: it runs without the service
-that revokes expired leases, and the taken slot stays in the SQLite database under `PREFECT_HOME`, so every later
-load of that month waits `WRITE_LOCK_TIMEOUT_SECONDS` and fails, saying how to free the slot by hand. Runs that
+frees the slot of a killed holder once its lease lapses (`WRITE_LOCK_LEASE_SECONDS`, then its repossessor's next
+sweep). The temporary server does not: its repossessor does not run in ephemeral mode (prefect 3.9.1), and the
+taken slot stays in the SQLite database under `PREFECT_HOME`, so every later load of that month waits
+`WRITE_LOCK_TIMEOUT_SECONDS` and fails, saying how to free the slot by hand (`tests/test_write_lock.py`). Runs that
 may be killed (schedules, workers) belong on a real server anyway.
 
 An API that does not answer. Creating the limit and acquiring its slot share one deadline,
