@@ -50,6 +50,7 @@ UNITS = {"s", "s/month", "MiB"}
 NOT_LESSONS = {
     *("flows/__init__.py", "flows/benchmark.py", "flows/etl.py", "flows/runners.py", "flows/mart.py"),
     "flows/perf_report.py",  # run-history analysis, measured by nothing: it reads what the runs recorded
+    "flows/maintenance.py",  # the lake's upkeep (vacuum, compaction, rollback): no optimization to measure
 }
 SERIALIZERS = {  # every one the issue asks for, recognized by its label in the serializer table
     "pickle": lambda label: "pickle" in label and "compress" not in label,
