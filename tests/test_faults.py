@@ -271,9 +271,7 @@ def listed(bucket: str, moto_endpoint: str, prefix: str) -> list[str]:
     """The month's objects under `prefix`: each table's one commit and one data file (a leftover of a failed
     attempt, a second commit, would show here)."""
     response = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(Bucket=bucket, Prefix=prefix)
-    return sorted(
-        re.sub(r"part-\d+-[0-9a-f-]+-c000", "part-<id>", item["Key"]) for item in response.get("Contents", [])
-    )
+    return sorted(re.sub(r"part-[0-9a-f]{16}", "part-<id>", item["Key"]) for item in response.get("Contents", []))
 
 
 @pytest.mark.flow

@@ -2,8 +2,8 @@
 
 The plan (`tasks.engines.polars_plan`): scan the source, normalize it, compute each trip's duration, flag every row
 with the first rule it breaks, derive the trip columns with the zone names. This module runs it: both datasets,
-trips and quarantine, are sunk into local parquet files, which `tasks.pipeline` then streams into the lake's Delta
-tables (`tasks.lake`) as Arrow batches. The streaming engine holds batches of rows, not the month. The two sinks
+trips and quarantine, are sunk into local parquet files, which `tasks.pipeline` then commits to the lake's Delta
+tables as they are (`tasks.lake`). The streaming engine holds batches of rows, not the month. The two sinks
 run one after the other, each reading the source again: measured on a 12M-row generated month, one
 `pl.collect_all` of both sinks peaked at 2.9 GB RSS and two sinks in turn at 1.9 GB (3M rows: 1.2 GB and 1.0 GB),
 for about a second more of reading. What else bounds the peak, and what was measured, is in

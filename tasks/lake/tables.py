@@ -1,13 +1,15 @@
 """Writing the lake: `trips` and `quarantine`, two Delta tables partitioned by service, year and month.
 
-A month is written by two Delta transactions, one per table, each replacing that month only (an overwrite with a
-predicate on the partition columns): quarantine first, then trips. Both commits carry the same *write id* as a
-Delta application transaction (`app_id` = the month, `version` = the write id) and the run's lineage in their
-commit metadata; the trips commit also records the quarantine table version it pairs with. A reader starts from
-trips: when the quarantine table's write id for the month is the same, the latest quarantine is the pair, and
-otherwise (a crash between the two commits, or two writers interleaved) it reads quarantine as of the recorded
-version (`tasks/lake/read.py`). No reader of `read_month` or the mart ever sees trips of one run beside quarantine
-of another.
+A month is written by two Delta transactions, one per table, each replacing that month only: quarantine first, then
+trips. A month streamed to a local parquet file (the polars engine) is placed in the table's partition folder as
+written and committed by name (an add action replacing the month's partition), so the commit is small next to the
+month; a table in memory (the pandas engine) goes through `write_deltalake` with a predicate overwrite. Both commits
+carry the same *write id* as a Delta application transaction (`app_id` = the month, `version` = the write id) and
+the run's lineage in their commit metadata; the trips commit also records the quarantine table version it pairs
+with. A reader starts from trips: when the quarantine table's write id for the month is the same, the latest
+quarantine is the pair, and otherwise (a crash between the two commits, or two writers interleaved) it reads
+quarantine as of the recorded version (`tasks/lake/read.py`). No reader of `read_month` or the mart ever sees trips
+of one run beside quarantine of another.
 
 Concurrent writers are caught by Delta itself: each commit is a new numbered log entry, created with a
 conditional PUT on S3 (`settings.delta_storage_options`) or an exclusive create on disk, and a writer whose
@@ -21,17 +23,25 @@ Free of Prefect: a script or a worker that writes months imports this in a secon
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TypeAlias
 
+import fsspec
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from deltalake.transaction import AddAction, create_table_with_add_actions
+from fsspec.implementations.local import LocalFileSystem
 
 from tasks import settings
 from tasks.months import Month
@@ -40,7 +50,7 @@ TABLES = ("trips", "quarantine")  # written in reverse order: quarantine, then t
 PARTITION_COLUMNS = ("service", "year", "month")
 LINEAGE_KEY = "taxi"  # the commit metadata's one key of ours (Delta's own keys stay beside it)
 COMPRESSION: Literal["ZSTD"] = "ZSTD"  # settings.PARQUET_COMPRESSION, in deltalake's spelling
-ROW_GROUP_ROWS = 131_072  # the writer holds a row group in memory before encoding it: a small one bounds the month
+ROW_GROUP_ROWS = 131_072  # write_deltalake holds a row group in memory before encoding it: a small one bounds it
 
 MonthData: TypeAlias = pa.Table | str  # a table in memory, or a local parquet file (streamed, never read whole)
 
@@ -144,9 +154,13 @@ def _commit_month(
         custom_metadata={LINEAGE_KEY: metadata},
         app_transactions=[Transaction(app_id, version) for app_id, version in marks.items()],
     )
+    added = _place_file(uri, data, service, month) if isinstance(data, str) else None
     for attempt in range(1, settings.LAKE_COMMIT_ATTEMPTS + 1):
         try:
             with storage_faults(uri):
+                if added is not None:
+                    _commit_files(uri, data, added, service, month, properties)
+                    return committed_version(root, table, service, month, write_id)
                 write_deltalake(
                     uri,
                     _with_partitions(data, service, month),
@@ -167,6 +181,71 @@ def _commit_month(
                 ) from error
             time.sleep(0.1 * attempt)
     raise AssertionError("unreachable")
+
+
+def _place_file(uri: str, path: str, service: str, month: Month) -> AddAction:
+    """Put a month's parquet file, as written, into the table's partition folder: the Delta log's add action.
+
+    The file is written once, by the streaming engine; the commit then only names it, so a month costs its own
+    plan plus a copy (a hard link on the same disk), not a second decode and encode. Until a commit names it the
+    file is no part of the table, and `vacuum` removes it if none ever does."""
+    folder = f"service={service}/year={month.year}/month={month.month}"
+    name = f"{folder}/part-{secrets.token_hex(8)}.{COMPRESSION.lower()}.parquet"
+    target = f"{uri}/{name}"
+    filesystem, _ = fsspec.core.url_to_fs(uri, **settings.fsspec_options(uri))
+    with storage_faults(uri):
+        if isinstance(filesystem, LocalFileSystem):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:  # another disk, or no hard links here
+                shutil.copyfile(path, target)
+        else:
+            filesystem.put_file(path, target)
+    rows = pq.read_metadata(path).num_rows
+    return AddAction(
+        path=name,
+        size=os.path.getsize(path),
+        partition_values={"service": service, "year": str(month.year), "month": str(month.month)},
+        modification_time=int(time.time() * 1000),
+        data_change=True,
+        stats=json.dumps({"numRecords": rows}),
+    )
+
+
+def _commit_files(
+    uri: str, path: str, added: AddAction, service: str, month: Month, properties: CommitProperties
+) -> None:
+    """One Delta commit that replaces the month's partition with the placed file; the table's first commit makes
+    the table (if another writer made it first, ours is an ordinary commit after theirs)."""
+    options = settings.delta_storage_options(uri)
+    try:
+        found = DeltaTable(uri, storage_options=options)
+    except TableNotFoundError:
+        try:
+            create_table_with_add_actions(
+                uri,
+                Schema.from_arrow(_with_partitions(path, service, month).schema),
+                [added],
+                mode="error",
+                partition_by=list(PARTITION_COLUMNS),
+                configuration={"delta.logRetentionDuration": settings.LAKE_LOG_RETENTION},
+                storage_options=options,
+                commit_properties=properties,
+            )
+            return
+        except DeltaError as error:
+            if "already exists" not in str(error):
+                raise
+            found = DeltaTable(uri, storage_options=options)
+    found.create_write_transaction(
+        [added],
+        mode="overwrite",
+        schema=found.schema(),
+        partition_by=list(PARTITION_COLUMNS),
+        partition_filters=partition_filters(service, month),
+        commit_properties=properties,
+    )
 
 
 def committed_version(root: str, table: str, service: str, month: Month, write_id: int) -> int:
