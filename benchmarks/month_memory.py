@@ -4,8 +4,8 @@
     python -m benchmarks.month_memory --rows 3000000 --repeats 3 --variant project
 
 Each measurement is `tasks.pipeline.run_month` (the polars engine: one lazy plan from scan to two local parquet
-files, then streamed into the lake's Delta tables) on a generated yellow month, in a fresh process, which prints
-its own peak RSS (`VmHWM`), wall and CPU seconds. A process's high-water mark never goes down, so every
+files, then committed to the lake's Delta tables as written) on a generated yellow month, in a fresh process, which
+prints its own peak RSS (`VmHWM`), wall and CPU seconds. A process's high-water mark never goes down, so every
 sample needs its own process. Variants differ only
 in environment variables, read by polars or by its allocator when they start: that is how one variable at a time is
 isolated. Rounds interleave the variants and sizes, so a busy machine's drift hits all of them; on a shared machine
