@@ -48,16 +48,10 @@ def run_bare(source: str, months: list[str], output: str) -> int:
 
 def run_etl(source: str, months: list[str], output: str, engine: str, runner: str, dask_address: str | None) -> int:
     """The months through `taxi_etl`; the rows read. Raises if the flow run did not complete."""
-    from flows.etl import taxi_etl
+    from flows.etl import taxi_etl_on
 
-    summary = taxi_etl(
-        service="yellow",
-        months=months,
-        source=source,
-        output=output,
-        engine=engine,
-        runner=runner,
-        dask_address=dask_address,
+    summary = taxi_etl_on(runner, dask_address)(
+        service="yellow", months=months, source=source, output=output, engine=engine
     )
     return sum(month["rows_in"] for month in summary["months"])
 

@@ -1,7 +1,7 @@
 """`perf-report`: where the time of the last `taxi_etl` runs went, which step is the bottleneck, what got slower.
 
 It reads run history from the Prefect API, the same server the runs reported to: the last `last_runs` flow runs of
-`flow_name`, every task run of each (its month subflow's included, paged), and each run's `taxi-task-metrics`
+`flow_name`, every task run of each (any subflow's included, paged), and each run's `taxi-task-metrics`
 artifact when it has one (rows and quarantine by reason; without it the report works from task-run times alone).
 It writes, under `output_dir` (default `reports/perf/`), and publishes the markdown as the artifact `perf-report`:
 
@@ -81,7 +81,7 @@ def _paged(read, **filters) -> list:
 
 
 def _descendants(client, run_id: UUID) -> list[FlowRun]:
-    """The subflow runs under `run_id`, at any depth (taxi_etl maps its months in the subflow taxi-etl-months)."""
+    """The subflow runs under `run_id`, at any depth (a lesson's flow may run one)."""
     found, frontier = [], [run_id]
     while frontier:
         children = _paged(

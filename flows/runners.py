@@ -6,9 +6,7 @@ a month's task run.
 
 from __future__ import annotations
 
-import os
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,17 +21,11 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from tasks import settings
-from tasks.report import MonthSummary
 from tasks.retries import retry_if_transient
 
 Runner = Literal["threads", "dask"]
 MONTH_RESOURCE = "MONTH"  # the Dask worker resource one month occupies; workers declare MONTH=1
 LOCAL_CLUSTER_WORKERS = 2
-
-
-def month_threads() -> int:
-    """How many months the thread runner processes at once: `TAXI_MONTH_THREADS`, default 2 (each holds memory)."""
-    return max(1, int(os.environ.get("TAXI_MONTH_THREADS", "2")))
 
 
 def dask_task_runner(
@@ -68,7 +60,7 @@ def month_task_runner(runner: Runner = "threads", dask_address: str | None = Non
         return dask_task_runner(dask_address, resources={MONTH_RESOURCE: 1}, performance_report_path=report)
     if runner != "threads":
         raise ValueError(f"runner must be 'threads' or 'dask', not {runner!r}")
-    return ThreadPoolTaskRunner(max_workers=month_threads())
+    return ThreadPoolTaskRunner(max_workers=settings.month_threads())
 
 
 def one_month_per_worker() -> AbstractContextManager:
@@ -113,13 +105,3 @@ def retry_month_if_transient(task: Task, task_run: TaskRun, state: State) -> boo
     error = state.result(raise_on_failure=False)
     get_run_logger().error("Task run failed with exception: %r", error, exc_info=error)
     return False
-
-
-@dataclass
-class MonthsOutcome:
-    """What the month-mapping subflow hands back: small, plain data. (A dataclass here, not in flows/etl.py:
-    `prefect deploy` loads an entrypoint module without registering it, which dataclasses cannot handle.)"""
-
-    zones_origin: str
-    done: list[MonthSummary] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)  # "<service> <month>: <error>"

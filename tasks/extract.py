@@ -24,11 +24,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.redact import RedactsUrls, hide_aws_credentials_in_logs
-from tasks.retries import network_retry_options
 from tasks.schema import SOURCE_TYPES, canonical_name
 from tasks.settings import fsspec_options
 
@@ -115,6 +112,44 @@ def staged_parquet(source: str) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="taxi-source-", ignore_cleanup_errors=True) as folder:
         yield _stage(source, Path(folder))
+
+
+@contextmanager
+def parquet_to_scan(source: str) -> Iterator[tuple[str, int]]:
+    """(where the month's parquet file can be scanned, its row count from the footer), for the `with` block.
+
+    A parquet file on S3 is scanned where it is; any other source through a local parquet file (`staged_parquet`),
+    removed when the block ends, however it ends: read the whole month inside the block."""
+    if _is_s3_parquet(source):
+        location, rows = source, parquet_row_count(source)  # through fsspec: S3 faults become SourceErrors
+        _require_any(rows, source)
+        yield location, rows
+        return
+    with staged_parquet(source) as path:
+        try:
+            rows = pq.read_metadata(path).num_rows
+        except (pa.ArrowInvalid, OSError) as error:
+            raise SourceError(f"{source}: corrupt or truncated parquet file: {error}") from error
+        _require_any(rows, source)
+        yield path, rows
+
+
+def _require_any(rows: int, source: str) -> None:
+    if rows == 0:
+        raise SourceError(f"{source}: file holds no trip rows")
+
+
+def _is_s3_parquet(source: str) -> bool:
+    """Whether `source` is an S3 object that starts like parquet (4 bytes read). Any error answers no, so that
+    `staged_parquet` reports it in its own words."""
+    if not source.startswith("s3://"):
+        return False
+    try:
+        filesystem, path = fsspec.core.url_to_fs(source, **fsspec_options(source))
+        with filesystem.open(path, "rb") as handle:
+            return handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
+    except Exception:  # any failure is reported by the fallback's read, in its own words
+        return False
 
 
 def _stage(source: str, folder: Path) -> str:
@@ -225,9 +260,3 @@ def read_trip_file(source: str) -> pa.Table:
     """
     with staged_parquet(source) as path:
         return _read_parquet(path, source, memory_map=path == source)
-
-
-# The step as a task (tasks/__init__.py). Transient faults (timeouts, refused connections, HTTP 5xx/429, S3
-# throttling) are retried with backoff; a 404, rejected credentials or a corrupt or empty file fail at once, so a bad
-# month fails fast instead of retrying a file that will never be good.
-extract = task(name="extract", cache_policy=NO_CACHE, **network_retry_options())(read_trip_file)

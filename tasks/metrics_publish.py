@@ -5,8 +5,7 @@ records its task runs left, from this process and from its Dask workers. A subfl
 flow run; the run a user started (or a deployment), and any `taxi_etl` run, publishes them:
 
 - the table artifact `taxi-task-metrics` on that run, one row per task run (`TaskMetrics.as_row`), its own name,
-  id and deployment in every row (a month's task run belongs to `taxi_etl`'s month subflow; users read it on
-  `taxi_etl`);
+  id and deployment in every row;
 - one log line per task run;
 - with `month_events=True` (`taxi_etl`): per month task, `taxi.month.loaded` (payload: the row) or
   `taxi.month.failed` (payload: the reason), and `taxi.quarantine.high` when its quarantined share of rows exceeds

@@ -139,7 +139,7 @@ def step_stats(rows: Sequence[TaskRunRow]) -> list[StepStats]:
 
 def untracked_share(rows: Sequence[TaskRunRow], flow_run_id: str) -> float:
     """The share of a run's wall time during which none of its task runs ran: the flow's own work between tasks,
-    starting its subflow and task runner, and Prefect's orchestration. Large on small inputs, small on big ones."""
+    starting its task runner, and Prefect's orchestration. Large on small inputs, small on big ones."""
     mine = [row for row in rows if row.flow_run_id == flow_run_id]
     if not mine or mine[0].run_seconds <= 0:
         return 0.0

@@ -37,7 +37,7 @@ def render_report(
         "",
         "Share: the time at least one task run of the step was running, over the flow run's wall time (months",
         f"side by side count once). In the newest run, {untracked_share(history.rows, latest_run):.0%} of the wall "
-        "time was outside every task run: the flow's own code, starting the month subflow, orchestration.",
+        "time was outside every task run: the flow's own code, starting its task runner, orchestration.",
         "",
         f"## Regressions (a step over {factor:g}x its median of the previous {window} runs)",
         "",

@@ -1,9 +1,8 @@
-"""One month end to end as a single plain function, and as a single task.
+"""One month, from its source file to the lake: extract -> check -> validate -> transform -> load.
 
-`flows/etl.py` runs each step as its own task so the UI shows every step. The lessons often want a month as one
-unit instead: to cache it (`flows/caching.py`), map it over Dask workers (`flows/dask_runner.py`), pass its output
-by path (`flows/disk_io.py`) or compare it with and without Prefect (the benchmark's `overhead`). They all use
-this one composition of the same pure functions.
+`run_month` is the composition every run takes, on either engine: `taxi_etl`'s month task (`etl_month`, below),
+the lessons, the benchmark. The engine (`tasks.engines`: polars streams a lazy plan, pandas holds tables) supplies
+the data steps and stays pure; staging the source, the write lock, the quarantine guard and the commit are here.
 
 `output_version` names everything besides the source file and the run's parameters that decides what a month's
 outputs are: the pipeline's code, its rules and limits, and the zone table. A cache key over a month must cover
@@ -21,41 +20,26 @@ from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import rules, settings
-from tasks.engines import get_engine
-from tasks.engines.polars_month import stream_month
-from tasks.extract import read_trip_file, source_fingerprint
+from tasks.engines import MonthEngine, month_engine
+from tasks.extract import parquet_to_scan, source_fingerprint
 from tasks.lake import table_uris, write_month, written_by_run
 from tasks.lake.read import month_files_bytes
 from tasks.metrics import metered
 from tasks.months import Month
 from tasks.redact import redact_url
 from tasks.report import MonthSummary
-from tasks.schema import normalize_table
-from tasks.transform import add_derived_columns
-from tasks.validate import count_reasons, split_valid
+from tasks.rules import check_row_invariant
 from tasks.write_lock import month_write_lock
 from tasks.zones import ZoneTable
 
-
-def read_month_in_memory(
-    source: str, service: str, month: Month, zones: ZoneTable, engine: str
-) -> tuple[int, pa.Table, pa.Table]:
-    """Read, normalize, validate and transform one month in memory: (rows in, enriched trips, quarantined rows).
-
-    The pandas engine's way, and any lesson's that needs the month's tables themselves (to return or to cache
-    them). Each intermediate stage is freed as soon as the next exists, but the month is held whole, several
-    times at the peak: `run_month` with the polars engine streams instead.
-    """
-    table = normalize_table(read_trip_file(source), service, source)
-    rows_in = table.num_rows
-    clean, quarantine = split_valid(table, month, zones.known_location_ids(), engine)
-    del table  # peak memory is what limits a month
-    return rows_in, add_derived_columns(clean, zones.table, engine), quarantine
+DATASETS = ("trips", "quarantine")
 
 
 def run_month(
@@ -64,17 +48,65 @@ def run_month(
     month: Month,
     root: str,
     zones: ZoneTable,
-    engine: str,
+    engine: str = "polars",
     allow_high_quarantine: bool = False,
+    write_lock: Callable[[], AbstractContextManager] = nullcontext,
 ) -> MonthSummary:
-    """Extract, normalize, validate, transform and load one month; returns its summary (no tables are kept).
+    """Extract, check, validate, transform and load one month into the lake; returns its summary.
 
-    With `engine="polars"` the month is one lazy plan from scan to local parquet files, streamed in bounded memory
-    (`tasks.engines.polars_month`); with `"pandas"` it is read and transformed in memory, the comparison the
-    parity tests hold to the same output. Either way it is loaded into the lake's Delta tables (`tasks.lake`).
-    No write lock is taken: one process writing months (a script, the benchmark) needs none; `etl_month` takes it.
+    Holds `write_lock()` from the first step to the commit (`etl_month` passes the month's Prefect write limit; one
+    process writing months alone needs none). The month's two datasets are written to local parquet files, then
+    committed to the lake's Delta tables as they are (`tasks.lake.write_month`), with who wrote them from what.
     """
-    return _run_month(source, service, month, root, zones, engine, nullcontext, allow_high_quarantine)
+    steps = month_engine(engine)  # an unknown engine fails before anything is read
+    summary = MonthSummary(service=service, month=str(month), source=source)
+    run_id = current_flow_run_id()
+    with write_lock(), tempfile.TemporaryDirectory(prefix="taxi-month-") as folder:
+        if (done := written_by_run(root, service, month, run_id)) is not None:
+            return summary_from_lineage(summary, done, root)  # a re-executed month of this run: already written
+        files = {name: f"{folder}/{name}.parquet" for name in DATASETS}
+        with parquet_to_scan(source) as (location, summary.rows_in):  # extract (http, CSV, gzip: staged on disk)
+            trips, quarantine = month_datasets(steps, location, source, service, month, zones)
+            steps.write(quarantine, files["quarantine"])  # the plans run here, streamed into the files
+            steps.write(trips, files["trips"])
+        count_written(summary, files)
+        check_quarantine_share(summary, allow_high_quarantine)
+        commit = write_month(root, service, month, files, month_lineage_record(summary, source, zones, run_id))  # load
+    summary.outputs, summary.versions = table_uris(root), commit.versions
+    summary.bytes_read, summary.bytes_written = source_size(source), month_files_bytes(root, service, month)
+    summary.finished_at = time.time()
+    return summary
+
+
+def month_datasets(
+    steps: MonthEngine, location: str, source: str, service: str, month: Month, zones: ZoneTable
+) -> tuple:
+    """(trips, quarantine) of the month's file at `location`, in the engine's own form (lazy in polars)."""
+    rows = steps.read(location, service, source)  # the file's columns mapped onto the canonical schema
+    rows = steps.check(rows, month)  # a file mostly of another month is refused before any row is judged
+    clean, quarantine = steps.validate(rows, month, zones)  # each row clean, or quarantined with its reason
+    return steps.transform(clean, zones), quarantine  # durations, speeds, tip fraction, zone names
+
+
+def read_month_in_memory(
+    source: str, service: str, month: Month, zones: ZoneTable, engine: str
+) -> tuple[int, pa.Table, pa.Table]:
+    """`run_month`'s steps without the load, in memory: (rows in, trips, quarantined rows). For a lesson that needs
+    the month's tables themselves (to return or to cache them); `run_month` keeps a month out of memory."""
+    steps = month_engine(engine)
+    with parquet_to_scan(source) as (location, rows_in):
+        trips, quarantine = month_datasets(steps, location, source, service, month, zones)
+        return rows_in, steps.to_arrow(trips), steps.to_arrow(quarantine)
+
+
+def count_written(summary: MonthSummary, files: dict[str, str]) -> None:
+    """Rows clean and quarantined from the files' footers, reasons from the quarantine file's one column; the
+    invariant rows in = clean + quarantined is checked, not assumed."""
+    summary.rows_clean = pq.read_metadata(files["trips"]).num_rows
+    summary.rows_quarantined = pq.read_metadata(files["quarantine"]).num_rows
+    reasons = pl.scan_parquet(files["quarantine"]).group_by("reason").agg(rows=pl.len()).collect()
+    summary.quarantined_by_reason = dict(reasons.sort(["rows", "reason"], descending=[True, False]).iter_rows())
+    check_row_invariant(summary.rows_in, summary.rows_clean, summary.rows_quarantined, f"{summary.month}")
 
 
 class QuarantineShareError(ValueError):
@@ -92,41 +124,6 @@ def check_quarantine_share(summary: MonthSummary, allowed: bool) -> None:
             f"(limit {limit:.0%}, TAXI_MAX_QUARANTINE_SHARE); nothing was written. If this is right, run again "
             f"with allow_high_quarantine=True"
         )
-
-
-def _run_month(
-    source: str,
-    service: str,
-    month: Month,
-    root: str,
-    zones: ZoneTable,
-    engine: str,
-    write_lock: Callable[[], AbstractContextManager],
-    allow_high_quarantine: bool = False,
-) -> MonthSummary:
-    """extract -> check -> validate -> transform -> load, holding `write_lock()` from the first step to the commit."""
-    get_engine(engine)  # an unknown engine fails before anything is read
-    summary = MonthSummary(service=service, month=str(month), source=source)
-    run_id = current_flow_run_id()
-    with write_lock(), tempfile.TemporaryDirectory(prefix="taxi-month-") as folder:
-        if (done := written_by_run(root, service, month, run_id)) is not None:
-            return summary_from_lineage(summary, done, root)  # a re-executed month of this run: already written
-        if engine == "polars":
-            data, counts = stream_month(source, service, month, zones, folder)
-            summary.rows_in, summary.rows_clean = counts.rows_in, counts.rows_clean
-            summary.rows_quarantined = counts.rows_quarantined
-            summary.quarantined_by_reason = counts.quarantined_by_reason
-        else:
-            summary.rows_in, trips, quarantine = read_month_in_memory(source, service, month, zones, engine)
-            data = {"trips": trips, "quarantine": quarantine}
-            summary.rows_clean, summary.rows_quarantined = trips.num_rows, quarantine.num_rows
-            summary.quarantined_by_reason = count_reasons(quarantine)
-        check_quarantine_share(summary, allow_high_quarantine)
-        commit = write_month(root, service, month, data, month_lineage_record(summary, source, zones, run_id))
-    summary.outputs, summary.versions = table_uris(root), commit.versions
-    summary.bytes_read, summary.bytes_written = source_size(source), month_files_bytes(root, service, month)
-    summary.finished_at = time.time()
-    return summary
 
 
 def current_flow_run_id() -> str | None:
@@ -228,4 +225,4 @@ def etl_month(
     the same flow run (a retried task whose first try committed, a Dask worker's lost result) is not written twice:
     its summary comes from the lineage its commit recorded."""
     lock = partial(month_write_lock, service, month)
-    return _run_month(source, service, month, root, zones, engine, lock, allow_high_quarantine)
+    return run_month(source, service, month, root, zones, engine, allow_high_quarantine, write_lock=lock)

@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
+from zoneinfo import ZoneInfo
 
 from tasks import settings
 from tasks.months import LATEST, Month, MonthFormatError, format_source, latest_published
 from tasks.publication import LatestChoice, resolve_latest
+from tasks.schema import NEW_YORK
 
 _MONTH_IN_NAME = re.compile(r"(\d{4})-(\d{2})")
 
@@ -29,6 +31,14 @@ def infer_month(source: str) -> Month:
     if not match:
         raise MonthFormatError(f"{source}: no YYYY-MM in the file name; give the month explicitly")
     return Month.parse(match.group(0))
+
+
+def scheduled_time(scheduled: datetime | None) -> datetime:
+    """A run's scheduled start (`prefect.runtime.flow_run.scheduled_start_time`, a pendulum DateTime) as a plain New
+    York datetime, else now: what `latest` is resolved against, so a late run still picks the month it was for."""
+    if not scheduled:
+        return datetime.now()
+    return datetime.fromtimestamp(scheduled.timestamp(), ZoneInfo(NEW_YORK)).replace(tzinfo=None)
 
 
 def resolve_month(text: str, now: datetime | None = None) -> Month:

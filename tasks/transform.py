@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pyarrow as pa
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import get_engine
 
@@ -17,6 +15,3 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table, engine: str = "polars"
     Durations (and speeds) are between real instants: see `tasks.rules.DURATION_ON_INSTANTS`.
     """
     return get_engine(engine).add_derived_columns(clean, zones)
-
-
-transform = task(name="transform", cache_policy=NO_CACHE)(add_derived_columns)  # the step as a task (see tasks/)

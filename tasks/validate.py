@@ -11,8 +11,6 @@ from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.engines import get_engine
 from tasks.months import Month
@@ -75,6 +73,3 @@ def split_valid(
 def count_reasons(quarantine: pa.Table) -> dict[str, int]:
     """Quarantined rows per reason code, most frequent first."""
     return dict(Counter(quarantine.column("reason").to_pylist()).most_common())
-
-
-validate = task(name="validate", cache_policy=NO_CACHE)(split_valid)  # the step as a task (tasks/__init__.py)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
+import polars as pl
 import pyarrow as pa
 
+from tasks.engines import polars_month
+from tasks.extract import parquet_to_scan
 from tasks.months import Month
 from tasks.schema import CANONICAL_SCHEMA
 
@@ -41,3 +46,10 @@ def written_rows(root, service: str, month: str) -> dict[str, int]:
     from tasks.months import Month
 
     return {name: table.num_rows for name, table in read_month(str(root), service, Month.parse(month)).items()}
+
+
+@contextmanager
+def open_month(source: str, service: str) -> Iterator[tuple[pl.LazyFrame, int]]:
+    """The month at `source` as `run_month` reads it with polars: (the normalized scan, rows in), for the block."""
+    with parquet_to_scan(source) as (location, rows):
+        yield polars_month.read(location, service, source), rows

@@ -23,7 +23,7 @@ from tests.polling import eventually
 
 
 def run_ids_of(flow_run_id: UUID) -> list[UUID]:
-    """A `taxi_etl` run and its month-mapping subflow."""
+    """A flow run and its subflows' runs (a lesson's flow may run one; `taxi_etl` runs none)."""
     with get_client(sync_client=True) as client:
         children = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
@@ -32,7 +32,7 @@ def run_ids_of(flow_run_id: UUID) -> list[UUID]:
 
 
 def task_runs_of(state, timeout: float = 120) -> list[TaskRun]:
-    """The task runs of a `taxi_etl` run (its own and its subflow's), once the server has recorded each one's
+    """The task runs of a `taxi_etl` run (its own and any subflow's), once the server has recorded each one's
     final state: this process's events are sent first, then the server's task-run recorder is waited for."""
     EventsWorker.drain_all()
 
@@ -46,7 +46,7 @@ def task_runs_of(state, timeout: float = 120) -> list[TaskRun]:
 
 
 def log_messages_of(flow_run_id: UUID, until: str, timeout: float = 60) -> list[str]:
-    """The log messages of a `taxi_etl` run and its subflow as the server stored them, once `until` is among them."""
+    """The log messages of a flow run and its subflows as the server stored them, once `until` is among them."""
 
     def messages() -> list[str]:
         with get_client(sync_client=True) as client:

@@ -100,7 +100,7 @@ def test_a_completed_taxi_etl_run_triggers_the_perf_report(monitored_server, tmp
     assert state["type"] == "COMPLETED", state.get("message")
     report = (clone / "reports" / "perf" / "perf-report.md").read_text()
     assert "Performance of the last 1 run(s)" in report and "**Bottleneck: `etl-month`**" in report
-    # The month subflow (taxi-etl-months) completed too, long before: it must not have triggered a second report.
+    # One taxi_etl run, one report: the lessons' runs and the report's own run must not trigger another.
     assert len(perf_report_runs(api, TRIGGER_NAME)) == 1
 
 

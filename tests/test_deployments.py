@@ -130,7 +130,7 @@ def test_every_flow_has_a_local_deployment():
     for module in sorted((ROOT / "flows").glob("*.py")):
         source = module.read_text()
         for match in re.finditer(r"@flow\([^)]*\)\ndef (\w+)", source):
-            subflows_of_other_flows = {"s3_results", "dask_months", "mart_on_cluster", "etl_months"}
+            subflows_of_other_flows = {"s3_results", "dask_months", "mart_on_cluster"}
             if match.group(1) not in subflows_of_other_flows:
                 assert f"flows/{module.name}:{match.group(1)}" in entrypoints, match.group(1)
 
@@ -152,6 +152,7 @@ def end_to_end_runs(clone: Path, out: Path) -> dict[str, list[str]]:
         "taxi_etl/etl-sample": [f"output={out}"],
         "taxi_etl/etl-yellow": etl,
         "taxi_etl/etl-green": etl,
+        "taxi_etl/etl-yellow-dask": [f"source={sample}", 'months=["2025-01"]', f"output={out / 'dask-etl'}"],
         "lesson-quote/lesson-quote": [],
         "lesson-s3-results/lesson-s3-results": ['months=["2025-01"]'],
         "lesson-disk-io/lesson-disk-io": [f"output={out / 'disk-io'}"],
@@ -276,7 +277,10 @@ def test_monthly_schedules_create_runs_on_the_server(prefect_deployment_server, 
             assert starts > datetime.now(new_york)
 
 
-def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deployed):
+@pytest.fixture(scope="module")
+def deployment_runs(prefect_deployment_server, deployed) -> dict:
+    """Every local deployment run by a process worker: their flow run ids and final states by deployment name,
+    the output root, and the scheduled `latest` run's month and output."""
     base, api, env = prefect_deployment_server
     clone, _ = deployed
     out = base / "out"
@@ -301,6 +305,14 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
         return states if all(state["type"] in FINAL_STATE_TYPES for state in states.values()) else {}
 
     states = eventually(final_states, "every deployment's run in a final state", 600, 3)
+    return {"ids": flow_runs, "states": states, "out": out, "latest": latest_month, "scheduled_out": scheduled_out}
+
+
+def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deployed, deployment_runs):
+    _, api, _ = prefect_deployment_server
+    clone, _ = deployed
+    states, out = deployment_runs["states"], deployment_runs["out"]
+    latest_month, scheduled_out = deployment_runs["latest"], deployment_runs["scheduled_out"]
     not_completed = {
         name: (state["type"], (state.get("message") or "")[:300])
         for name, state in states.items()
@@ -311,6 +323,7 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
         assert written_rows(out, service, "2025-01")["trips"] > 0
     assert written_rows(out, "yellow", "2025-02")["trips"] > 0  # etl-sample: both months
     assert written_rows(out / "disk-io", "yellow", "2025-01") and written_rows(out / "dask", "yellow", "2025-01")
+    assert written_rows(out / "dask-etl", "yellow", "2025-01")["trips"] > 0  # etl-yellow-dask: on a LocalCluster
     assert written_rows(scheduled_out, "yellow", str(latest_month)), sorted(scheduled_out.rglob("*.parquet"))
     # perf-report is the one deployment not run by hand: its trigger runs it after each completed taxi_etl run
     # (tests/test_automations.py waits for such a run to complete; here it is enough that the trigger fired).
@@ -318,6 +331,43 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
     assert flow_runs_of(api, perf_report["id"]), "no perf-report run: its trigger did not fire"
     run_by_hand = {name.split("/")[1] for name in end_to_end_runs(clone, out)}
     assert run_by_hand | {"perf-report"} == {d["name"] for d in deployments(ROOT / "prefect.yaml")}
+
+
+def test_an_etl_sample_run_page_lists_its_months_and_holds_its_summary(
+    prefect_deployment_server, deployment_runs, tmp_path
+):
+    """The page of an `etl-sample` run a worker made from its deployment, opened in Chromium as a user opens it:
+    the Task Runs tab lists one task run per month, the Artifacts tab holds the run's summary, and the browser
+    logs no error (a subflow's result passed to a task once made this page log `Invalid TaskInputResponse`)."""
+    from tools import ui_screenshots
+
+    if not ui_screenshots.chromium_path() or not importlib.util.find_spec("playwright"):
+        pytest.skip("no Chromium (make system-deps) or no playwright (make setup)")
+    from playwright.sync_api import sync_playwright
+
+    _, api, _ = prefect_deployment_server
+    page_url = f"{api.removesuffix('/api')}/runs/flow-run/{deployment_runs['ids']['taxi_etl/etl-sample']}"
+    errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=ui_screenshots.chromium_path(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(page_url)
+            page.get_by_role("tab", name="Task Runs").click(timeout=60_000)
+            for month in settings.SAMPLE_MONTHS:
+                page.get_by_text(f"month-yellow-{month}").first.wait_for(state="visible", timeout=60_000)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=tmp_path / "task-runs.png")
+            assert page.get_by_text("No task runs").count() == 0
+            page.get_by_role("tab", name="Artifacts").click(timeout=60_000)
+            page.get_by_text("taxi-etl-yellow").first.wait_for(state="visible", timeout=60_000)
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=tmp_path / "artifacts.png")
+        finally:
+            browser.close()
+    assert not errors, errors
 
 
 def api_post(api: str, path: str, body: dict | list) -> dict | list:

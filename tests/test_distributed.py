@@ -26,7 +26,7 @@ from prefect.settings import PREFECT_API_URL
 
 import servers
 from data.generate import MonthFile, write_months
-from flows.etl import taxi_etl
+from flows.etl import taxi_etl, taxi_etl_on
 from tasks import settings
 from tasks.lake import read_month
 from tasks.months import Month
@@ -165,8 +165,8 @@ def test_a_worker_killed_in_a_month_loses_nothing_the_survivor_runs_it_again(tmp
         observer.get_task_stream()  # starts the scheduler's record of which worker finished which key
         killing = threading.Thread(target=killer, daemon=True)
         killing.start()
-        state = taxi_etl.with_options(timeout_seconds=RUN_TIMEOUT_SECONDS)(
-            **run_months, output=str(tmp_path / "dask"), dask_address=address, return_state=True
+        state = taxi_etl_on(dask_address=address).with_options(timeout_seconds=RUN_TIMEOUT_SECONDS)(
+            **run_months, output=str(tmp_path / "dask"), return_state=True
         )
         killing.join(timeout=max(1.0, deadline - time.monotonic()))
         finished_on = {record["key"]: record["worker"] for record in observer.get_task_stream()}

@@ -19,10 +19,10 @@ import pytest
 
 from data.generate import write_month
 from tasks import settings
-from tasks.engines.polars_plan import open_month
 from tasks.extract import SourceError, read_trip_file, source_fingerprint
 from tasks.months import Month
 from tasks.retries import is_transient
+from tests.factories import open_month
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
 
@@ -95,9 +95,10 @@ def test_s3_source(s3_bucket):
 STREAM_AND_MEASURE = """
 import sys
 import polars as pl
-from tasks.engines.polars_plan import open_month, read_one_row_group_ahead
-read_one_row_group_ahead()
-with open_month(sys.argv[1], "yellow") as (frame, rows):
+from tasks.engines import polars_month
+from tasks.extract import parquet_to_scan
+with parquet_to_scan(sys.argv[1]) as (location, rows):
+    frame = polars_month.read(location, "yellow", sys.argv[1])
     totals = frame.select(pl.len(), pl.col("total_amount").sum()).collect(engine="streaming")
 assert totals.item(0, 0) == rows
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))

@@ -26,7 +26,7 @@ from flows.etl import taxi_etl
 from flows.runners import retry_month_if_transient
 from servers.local_s3 import start_moto
 from tasks import settings
-from tasks.extract import SourceError, extract, read_trip_file
+from tasks.extract import SourceError, read_trip_file
 from tasks.retries import is_transient, network_retry_options, retry_delays, retry_if_transient
 from tests.runs import task_runs_of
 
@@ -201,12 +201,12 @@ def test_other_errors(make_error, transient):
     assert is_transient(make_error()) is transient
 
 
-def test_extract_and_the_month_task_share_the_classification():
+def test_the_month_task_retries_with_the_settings_backoff_and_the_transient_classification():
     month = network_retry_options()  # what taxi_etl's month task runs (extract to load) are given
-    assert extract.retry_condition_fn is retry_if_transient is month["retry_condition_fn"]
-    assert extract.retries == month["retries"] == settings.RETRY_ATTEMPTS > 0
-    assert extract.retry_jitter_factor == month["retry_jitter_factor"] == settings.RETRY_JITTER_FACTOR > 0
-    assert extract.retry_delay_seconds == retry_delays(settings.RETRY_BACKOFF_SECONDS, settings.RETRY_ATTEMPTS)
+    assert month["retry_condition_fn"] is retry_if_transient
+    assert month["retries"] == settings.RETRY_ATTEMPTS > 0
+    assert month["retry_jitter_factor"] == settings.RETRY_JITTER_FACTOR > 0
+    assert month["retry_delay_seconds"] == retry_delays(settings.RETRY_BACKOFF_SECONDS, settings.RETRY_ATTEMPTS)
 
 
 # --- end to end: the taxi_etl flow against S3 that is down ------------------------------------------------------
@@ -216,11 +216,9 @@ FAST_BACKOFF_SECONDS = 0.2
 
 @pytest.fixture
 def fast_retries(monkeypatch):
-    """The production retry policy with waits of 0.2, 0.4, 0.8 s instead of 10, 20, 40 s: for taxi_etl's month task
-    runs (their options are built from the settings when a run maps its months) and for the step tasks."""
+    """The production retry policy with waits of 0.2, 0.4, 0.8 s instead of 10, 20, 40 s, for taxi_etl's month task
+    runs (their options are built from the settings when a run submits its months)."""
     monkeypatch.setattr(settings, "RETRY_BACKOFF_SECONDS", FAST_BACKOFF_SECONDS)
-    for step in (extract,):
-        monkeypatch.setattr(step, "retry_delay_seconds", retry_delays(FAST_BACKOFF_SECONDS, settings.RETRY_ATTEMPTS))
 
 
 def put_sample(bucket: str, moto_endpoint: str) -> str:

@@ -124,11 +124,11 @@ def test_a_row_per_month_in_the_ui(tmp_path):
 
 
 def test_months_that_cannot_start_fail_the_run_with_the_reason(tmp_path):
-    """No zone table, no months: the subflow fails before mapping them and the run's state says why."""
+    """No zone table, no months: the run fails before submitting them and its state says why."""
     missing = tmp_path / "no_zones.csv"
     state = taxi_etl(service="green", output=str(tmp_path / "out"), zones=str(missing), return_state=True)
     assert state.is_failed()
-    assert f"green: the months could not start: ZoneTableError: {missing}: no such zone table file" in state.message
+    assert f"{missing}: no such zone table file" in state.message
     assert not (tmp_path / "out").exists()
 
 

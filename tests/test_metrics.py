@@ -17,7 +17,7 @@ from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-from flows.etl import taxi_etl
+from flows.etl import taxi_etl, taxi_etl_on
 from flows.monitoring import run_events as events_of
 from tasks import settings
 from tasks.metrics import metered
@@ -138,7 +138,7 @@ def test_a_failed_month_emits_month_failed_with_its_reason(tmp_path):
 def test_dask_worker_processes_send_their_records_back(tmp_path):
     """On a LocalCluster of worker processes (the session's server URL is set), the months run in other processes:
     their records reach the artifact only through the Dask event channel."""
-    state = taxi_etl(service="green", output=str(tmp_path), runner="dask", return_state=True)
+    state = taxi_etl_on("dask")(service="green", output=str(tmp_path), return_state=True)
     summary, run_id = state.result(), state.state_details.flow_run_id
     check_month_rows(artifact_rows(run_id), summary, run_id)
     assert len(events_of(run_id, ["taxi.month.loaded"], expected=2)) == 2

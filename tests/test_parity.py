@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks import settings
-from tasks.engines.polars_plan import open_month
 from tasks.extract import read_trip_file
 from tasks.months import Month
 from tasks.schema import CANONICAL_SCHEMA, SchemaError, normalize_table
 from tasks.transform import add_derived_columns
 from tasks.validate import split_valid
+from tests.factories import open_month
 
 # polars quotients can differ from numpy's in the last bit (seen here on 13% of 1M random divisions).
 FLOAT_TOLERANCE = 1e-12

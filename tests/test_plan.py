@@ -184,10 +184,12 @@ def test_a_scheduled_latest_run_processes_the_chosen_month_and_logs_why(publishe
 def test_the_scheduled_time_is_a_plain_new_york_datetime_with_no_deprecation_warning():
     """Outside a run Prefect answers `now` as a pendulum DateTime, as it answers a run's scheduled time: calling
     pendulum-specific behaviour on it warns on prefect 3.9 (`replace`), so the flow converts it first."""
-    from flows.etl import scheduled_time
+    from prefect.runtime import flow_run
+
+    from tasks.plan import scheduled_time
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        got = scheduled_time()
+        got = scheduled_time(flow_run.scheduled_start_time)
     assert type(got) is datetime and got.tzinfo is None
     assert abs(got - datetime.now(ZoneInfo(NEW_YORK)).replace(tzinfo=None)) < timedelta(minutes=1)

@@ -20,7 +20,7 @@ from prefect_dask import DaskTaskRunner
 
 import servers
 from blocks import limits
-from flows.etl import etl_months, taxi_etl
+from flows.etl import taxi_etl, taxi_etl_on
 from flows.runners import MONTH_RESOURCE
 from tasks import settings
 from tasks.months import Month
@@ -67,7 +67,7 @@ def test_threads_by_default_a_task_run_per_month(tmp_path):
 def test_on_a_dask_local_cluster(tmp_path, monkeypatch):
     report = tmp_path / "dask-report.html"
     monkeypatch.setenv("TAXI_DASK_PERFORMANCE_REPORT", str(report))
-    state = taxi_etl(service="green", output=str(tmp_path), runner="dask", return_state=True)
+    state = taxi_etl_on("dask")(service="green", output=str(tmp_path), return_state=True)
     assert state.is_completed(), state.message
     assert_every_sample_month_written(state.result(), tmp_path)
     assert sorted(month_runs(state)) == [f"month-green-{m}" for m in SAMPLE_MONTHS]
@@ -89,24 +89,11 @@ def test_one_month_at_a_time_per_dask_worker(tmp_path):
             "resources": {MONTH_RESOURCE: 1},
         }
     )
-    sources = [str(settings.SAMPLE_DIR / f"green_tripdata_{month}.parquet") for month in SAMPLE_MONTHS]
-    state = etl_months.with_options(task_runner=one_worker)(
-        "green", SAMPLE_MONTHS, sources, str(tmp_path), "polars", return_state=True
-    )
-    assert state.is_completed() and not state.result().failures, state.message
-    runs = month_runs_of_subflow(state)
+    state = taxi_etl.with_options(task_runner=one_worker)(service="green", output=str(tmp_path), return_state=True)
+    assert state.is_completed(), state.message
+    runs = list(month_runs(state).values())
     assert len(runs) == len(SAMPLE_MONTHS)
     assert max_overlap([(run.start_time.timestamp(), run.end_time.timestamp()) for run in runs]) == 1
-
-
-def month_runs_of_subflow(state) -> list:
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-        )
-    return [run for run in runs if run.name.startswith("month-")]
 
 
 @pytest.fixture
@@ -127,7 +114,7 @@ def existing_dask(tmp_path_factory, monkeypatch):
 
 
 def test_on_an_existing_scheduler_the_months_appear_in_the_ui_with_their_logs(tmp_path, existing_dask):
-    state = taxi_etl(service="green", output=str(tmp_path), dask_address=existing_dask, return_state=True)
+    state = taxi_etl_on(dask_address=existing_dask)(service="green", output=str(tmp_path), return_state=True)
     assert state.is_completed(), state.message
     assert_every_sample_month_written(state.result(), tmp_path)
     runs = month_runs(state)
@@ -263,7 +250,7 @@ def test_the_download_rate_limit_lets_a_burst_through_then_makes_the_next_wait(m
 
 
 def test_the_command_line_takes_the_dask_address_from_make_dask(monkeypatch):
-    from flows.etl import parse_args
+    from flows.etl_cli import parse_args
 
     monkeypatch.setenv("TAXI_DASK_ADDRESS", "tcp://127.0.0.1:8786")
     assert (parse_args([]).runner, parse_args([]).dask_address) == ("threads", "tcp://127.0.0.1:8786")

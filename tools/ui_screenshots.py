@@ -5,7 +5,7 @@ port (its own home and process records in a temporary folder: a server you start
 alone), runs `taxi_etl` on the yellow sample against it, deploys `prefect.yaml` to it the way `make deploy` does,
 then opens four pages in Debian's Chromium through Playwright and saves them under `docs/images/ui/`:
 
-- `flow-run.png`: the month-mapping subflow run, one task run per month;
+- `flow-run.png`: the `taxi_etl` run, one task run per month;
 - `timeline.png`: the same run's graph, where the months run side by side;
 - `artifact.png`: the run summary artifact `taxi-etl-yellow`;
 - `deployments.png`: the deployments `make deploy` created.
@@ -90,7 +90,7 @@ def populate(api_url: str, workdir: Path) -> list[Page]:
         done = subprocess.run(argv, cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[1:])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    months_run = api(api_url, "/flow_runs/filter", {"flows": {"name": {"any_": ["taxi-etl-months"]}}, "limit": 1})[0]
+    months_run = api(api_url, "/flow_runs/filter", {"flows": {"name": {"any_": ["taxi_etl"]}}, "limit": 1})[0]
     artifact = api(api_url, "/artifacts/filter", {"artifacts": {"key": {"any_": ["taxi-etl-yellow"]}}, "limit": 1})[0]
     first_month = f"month-yellow-{settings.SAMPLE_MONTHS[0]}"
     return [

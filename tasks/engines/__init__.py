@@ -1,17 +1,31 @@
-"""Dataframe engines: the same validation rules and transforms, written once for polars and once for pandas.
+"""Dataframe engines: the same rules and transforms, written once for polars and once for pandas.
 
-Both take and return Arrow tables in the project's schemas, so the rest of the pipeline (extract, load, reports)
-never knows which engine ran, and a parity test can compare their outputs exactly.
+A month's steps (`MonthEngine`: read, check, validate, transform, write) are what `tasks.pipeline.run_month`
+composes; polars runs them as one lazy plan streamed into files, pandas on tables in memory. Under them, each
+engine's table functions (`polars_engine`, `pandas_engine`: normalize, split_valid, add_derived_columns) take and
+return Arrow tables in the project's schemas, so a parity test can compare the two engines exactly.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
 from tasks.engines import pandas_engine, polars_engine
 from tasks.months import Month
+from tasks.zones import ZoneTable
+
+
+class MonthEngine(Protocol):
+    """One month's steps; `Rows` is the engine's own (a polars LazyFrame, an Arrow table)."""
+
+    def read(self, location: str, service: str, source: str) -> Any: ...
+    def check(self, rows: Any, month: Month) -> Any: ...
+    def validate(self, rows: Any, month: Month, zones: ZoneTable) -> tuple[Any, Any]: ...
+    def transform(self, clean: Any, zones: ZoneTable) -> Any: ...
+    def write(self, rows: Any, path: str) -> None: ...
+    def to_arrow(self, rows: Any) -> pa.Table: ...
 
 
 class Engine(Protocol):
@@ -37,3 +51,12 @@ def get_engine(name: str) -> Engine:
         return ENGINES[name]
     except KeyError:
         raise ValueError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}") from None
+
+
+def month_engine(name: str) -> MonthEngine:
+    """The month steps of the engine called `name`, or a ValueError listing the choices."""
+    get_engine(name)
+    from tasks.engines import pandas_month, polars_month  # they build on tasks.validate, which builds on this module
+
+    engines: dict[str, MonthEngine] = {"polars": polars_month, "pandas": pandas_month}
+    return engines[name]

@@ -1,85 +1,100 @@
-"""One month as one polars lazy plan, from scan to sinks, run by polars' streaming engine in bounded memory.
+"""A month's steps in polars: each returns a lazy frame, and only `write` runs the plan, streamed, into a file.
 
-The plan (`tasks.engines.polars_plan`): scan the source, normalize it, compute each trip's duration, flag every row
-with the first rule it breaks, derive the trip columns with the zone names. This module runs it: both datasets,
-trips and quarantine, are sunk into local parquet files, which `tasks.pipeline` then commits to the lake's Delta
-tables as they are (`tasks.lake`). The streaming engine holds batches of rows, not the month. The two sinks
-run one after the other, each reading the source again: measured on a 12M-row generated month, one
-`pl.collect_all` of both sinks peaked at 2.9 GB RSS and two sinks in turn at 1.9 GB (3M rows: 1.2 GB and 1.0 GB),
-for about a second more of reading. What else bounds the peak, and what was measured, is in
-`benchmarks/month_memory.py`.
+`read` scans the parquet file where it is (local or S3) and normalizes it; `check` reads two small things before
+the rows stream by, the rows per pickup month (the wrong-month guard) and the distinct wall-clock hours, whose New
+York UTC offsets give DST-aware durations (`polars_engine.offsets_by_hour`); `validate` flags every row with the
+first rule it breaks and splits the month; `transform` derives the trip columns with the zone names. `write` sinks
+one dataset into a local parquet file: the streaming engine holds batches of rows, never the month. Each dataset
+is sunk in turn, reading the source again (one sink of both held more; `benchmarks/README.md`).
 
-Two small facts must be known before the rows stream by, so a first pass computes only them (a group-by and a
-`unique` over the time columns, also streamed): the rows per pickup month, for the wrong-month guard that must
-refuse a file before anything is written, and the distinct wall-clock hours, whose New York UTC offsets give the
-DST-aware durations (`polars_engine.offsets_by_hour`). The counts for the summary are read afterwards from what
-was written: row counts from the parquet footers, reasons from a group-by over the quarantine file's one column.
+Pure: nothing here stages, locks or commits; `tasks.pipeline.run_month` does, around these steps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
 
 import polars as pl
-import pyarrow.parquet as pq
+import pyarrow as pa
 
-from tasks.engines.polars_engine import distinct_hours
-from tasks.engines.polars_plan import held_by_name, month_plans, months_held, open_month, read_one_row_group_ahead
+from tasks.engines.polars_engine import DURATION_US, derive, distinct_hours, flag_rows, offsets_by_hour
+from tasks.engines.polars_engine import with_trip_duration as with_trip_duration
+from tasks.engines.polars_normalize import normalize_lazy, polars_schema
+from tasks.lake.tables import PARTITION_COLUMNS
 from tasks.months import Month
-from tasks.rules import check_row_invariant
-from tasks.settings import PARQUET_COMPRESSION
+from tasks.schema import QUARANTINE_SCHEMA, TRIPS_SCHEMA
+from tasks.settings import PARQUET_COMPRESSION, polars_storage_options
 from tasks.validate import check_months_held
 from tasks.zones import ZoneTable
 
-DATASETS = ("trips", "quarantine")
-
-# The sinks' zstd level. The parquet encoder is the plan's slowest stage, and polars' streaming engine lets the
-# batches waiting for it pile up (no setting found bounds that queue; POLARS_INFLIGHT_SINK_MORSEL_LIMIT=1 did not):
-# at level 3 a 12M-row month's RSS climbed through the whole trips sink, to 1.3 GiB, falling only as the encoder
-# caught up. Level 1 encodes faster, so less piles up: 0.64 GiB for the same sink in one run, but 0.68-0.98 GiB for
-# the whole month over runs (`benchmarks/month_memory.py`): the backlog depends on how fast the encoder runs next to
-# the scan, so memory is not yet bounded by the plan alone. The values written are the same (file sizes unmeasured).
+ROW_GROUP_PREFETCH_VARIABLE = "POLARS_ROW_GROUP_PREFETCH_SIZE"
+# The sinks' zstd level: the encoder is the plan's slowest stage, and the batches waiting for it pile up; level 1
+# encodes fastest, so the least piles up (`benchmarks/README.md`). The values written are the same.
 SINK_COMPRESSION_LEVEL = 1
 
 
-@dataclass
-class MonthCounts:
-    """What a streamed month did, counted from its source's footer and from the files written."""
-
-    rows_in: int
-    rows_clean: int = 0
-    rows_quarantined: int = 0
-    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+def read_one_row_group_ahead() -> None:
+    """polars' parquet source reads many row groups ahead by default; one at a time is what bounds a month. polars
+    has no API for it, only this environment variable, read when a scan starts: so it is set when a month is about
+    to stream (never on import), and a value the user set wins."""
+    os.environ.setdefault(ROW_GROUP_PREFETCH_VARIABLE, "1")
 
 
-def _count_written(counts: MonthCounts, paths: dict[str, str]) -> None:
-    counts.rows_clean = pq.read_metadata(paths["trips"]).num_rows
-    counts.rows_quarantined = pq.read_metadata(paths["quarantine"]).num_rows
-    reasons = pl.scan_parquet(paths["quarantine"]).group_by("reason").agg(rows=pl.len()).collect()
-    ordered = reasons.sort(["rows", "reason"], descending=[True, False])
-    counts.quarantined_by_reason = dict(ordered.iter_rows())
-
-
-def stream_month(
-    source: str, service: str, month: Month, zones: ZoneTable, folder: str
-) -> tuple[dict[str, str], MonthCounts]:
-    """Run one month's plan into local parquet files in `folder`: `({"trips": path, "quarantine": path}, counts)`.
-
-    Pure: it writes only into `folder`, which the caller owns (and removes); loading the files into the lake is the
-    caller's step (`tasks.pipeline`). Raises `WrongMonthError`, `ServiceMismatchError`/`SchemaError`/`SourceError`
-    before anything is written.
-    """
+def read(location: str, service: str, source: str) -> pl.LazyFrame:
+    """The month's rows in the canonical schema, as a scan of `location` (a local path or an S3 parquet URI);
+    `source` names the file in errors."""
     read_one_row_group_ahead()
-    paths = {name: f"{folder.rstrip('/')}/{name}.parquet" for name in DATASETS}
-    with open_month(source, service) as (frame, rows_in):  # a staged copy of the source goes when the block ends
-        held, hours = pl.collect_all([months_held(frame), distinct_hours(frame)], engine="streaming")
-        check_months_held(held_by_name(held), month)
-        plans = month_plans(frame, hours["hour"], month, zones)
-        for name in DATASETS:
-            plans[name].sink_parquet(
-                paths[name], compression=PARQUET_COMPRESSION, compression_level=SINK_COMPRESSION_LEVEL, lazy=True
-            ).collect(engine="streaming")
-    counts = MonthCounts(rows_in=rows_in)
-    _count_written(counts, paths)
-    check_row_invariant(rows_in, counts.rows_clean, counts.rows_quarantined, f"stream {service} {month}")
-    return paths, counts
+    scan = pl.scan_parquet(location, storage_options=polars_storage_options(location) or None)
+    return normalize_lazy(scan, service, source)
+
+
+def check(rows: pl.LazyFrame, month: Month) -> pl.LazyFrame:
+    """Refuse a file whose pickups are mostly in another month (`WrongMonthError`); return the rows with their
+    trip duration between real instants, which the rules and the derived columns both need."""
+    held, hours = pl.collect_all([months_held(rows), distinct_hours(rows)], engine="streaming")
+    check_months_held(held_by_name(held), month)
+    return with_trip_duration(rows, offsets_by_hour(hours["hour"]))
+
+
+def validate(rows: pl.LazyFrame, month: Month, zones: ZoneTable) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(clean rows, quarantined rows in their file's columns with the `reason` of the first rule each breaks)."""
+    flagged = flag_rows(rows, month, zones.known_location_ids())
+    is_clean = pl.col("reason").is_null()
+    quarantine = flagged.filter(~is_clean).drop(DURATION_US)
+    return flagged.filter(is_clean).drop("reason"), quarantine.select(written_columns(QUARANTINE_SCHEMA))
+
+
+def transform(clean: pl.LazyFrame, zones: ZoneTable) -> pl.LazyFrame:
+    """The clean rows with every derived column of `TRIPS_SCHEMA`, in their file's columns."""
+    return derive(clean, pl.from_arrow(zones.table)).select(written_columns(TRIPS_SCHEMA))
+
+
+def write(rows: pl.LazyFrame, path: str) -> None:
+    """Run the plan of `rows` with polars' streaming engine into the local parquet file `path`."""
+    rows.sink_parquet(
+        path, compression=PARQUET_COMPRESSION, compression_level=SINK_COMPRESSION_LEVEL, lazy=True
+    ).collect(engine="streaming")
+
+
+def to_arrow(rows: pl.LazyFrame) -> pa.Table:
+    """The rows in memory (for a lesson that keeps a month's table)."""
+    return rows.collect().to_arrow()
+
+
+def months_held(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows per pickup month (`key` = year * 100 + month, `rows`), dated rows only: a small streamed group-by."""
+    pickup = pl.col("pickup_datetime")
+    key = (pickup.dt.year() * 100 + pickup.dt.month()).alias("key")
+    return frame.select(key).drop_nulls().group_by("key").agg(rows=pl.len())
+
+
+def held_by_name(counts: pl.DataFrame) -> dict[str, int]:
+    """`months_held` as {"YYYY-MM": rows}, the month holding most rows first."""
+    ordered = counts.sort(["rows", "key"], descending=[True, False])
+    return {f"{key // 100:04d}-{key % 100:02d}": rows for key, rows in ordered.iter_rows()}
+
+
+def written_columns(schema: pa.Schema) -> list[pl.Expr]:
+    """The columns of a dataset's file, in order and type (partition columns live in the path)."""
+    types = polars_schema(schema)
+    return [pl.col(name).cast(dtype) for name, dtype in types.items() if name not in PARTITION_COLUMNS]

@@ -1,0 +1,51 @@
+"""A month's steps in pandas: the same steps as `polars_month`, on tables held in memory (the comparison engine).
+
+Pure: nothing here stages, locks or commits; `tasks.pipeline.run_month` does, around these steps.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.engines import pandas_engine
+from tasks.extract import read_trip_file
+from tasks.lake.tables import PARTITION_COLUMNS
+from tasks.months import Month
+from tasks.rules import check_row_invariant
+from tasks.settings import PARQUET_COMPRESSION
+from tasks.validate import check_month_matches
+from tasks.zones import ZoneTable
+
+
+def read(location: str, service: str, source: str) -> pa.Table:
+    """The month's rows in the canonical schema, read whole; `source` names the file in errors."""
+    return pandas_engine.normalize(read_trip_file(location), service, source)
+
+
+def check(rows: pa.Table, month: Month) -> pa.Table:
+    """Refuse a file whose pickups are mostly in another month (`WrongMonthError`)."""
+    check_month_matches(rows, month)
+    return rows
+
+
+def validate(rows: pa.Table, month: Month, zones: ZoneTable) -> tuple[pa.Table, pa.Table]:
+    """(clean rows, quarantined rows with the `reason` of the first rule each breaks)."""
+    clean, quarantine = pandas_engine.split_valid(rows, month, zones.known_location_ids())
+    check_row_invariant(rows.num_rows, clean.num_rows, quarantine.num_rows, f"validate {month}")
+    return clean, quarantine
+
+
+def transform(clean: pa.Table, zones: ZoneTable) -> pa.Table:
+    """The clean rows with every derived column of `TRIPS_SCHEMA`."""
+    return pandas_engine.add_derived_columns(clean, zones.table)
+
+
+def write(rows: pa.Table, path: str) -> None:
+    """The rows into the local parquet file `path`, without the partition columns (they live in the path)."""
+    kept = [name for name in rows.column_names if name not in PARTITION_COLUMNS]
+    pq.write_table(rows.select(kept), path, compression=PARQUET_COMPRESSION)
+
+
+def to_arrow(rows: pa.Table) -> pa.Table:
+    return rows
