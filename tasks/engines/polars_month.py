@@ -1,19 +1,14 @@
 """One month as one polars lazy plan, from scan to sinks, run by polars' streaming engine in bounded memory.
 
-The plan (`tasks.engines.polars_plan`): scan the source, normalize it, compute each trip's duration, flag every row
-with the first rule it breaks, derive the trip columns with the zone names. This module runs it: both datasets,
-trips and quarantine, are sunk into local parquet files, which `tasks.pipeline` then commits to the lake's Delta
-tables as they are (`tasks.lake`). The streaming engine holds batches of rows, not the month. The two sinks
-run one after the other, each reading the source again: measured on a 12M-row generated month, one
-`pl.collect_all` of both sinks peaked at 2.9 GB RSS and two sinks in turn at 1.9 GB (3M rows: 1.2 GB and 1.0 GB),
-for about a second more of reading. What else bounds the peak, and what was measured, is in
-`benchmarks/month_memory.py`.
+The plan is `tasks.engines.polars_plan`'s; this module sinks its two datasets, trips and quarantine, into local
+parquet files, which `tasks.pipeline` commits to the lake as written. The streaming engine holds batches of rows,
+not the month, and the two sinks run one after the other, each reading the source again: a little more reading
+for a lower peak than one `pl.collect_all` of both.
 
-Two small facts must be known before the rows stream by, so a first pass computes only them (a group-by and a
-`unique` over the time columns, also streamed): the rows per pickup month, for the wrong-month guard that must
-refuse a file before anything is written, and the distinct wall-clock hours, whose New York UTC offsets give the
-DST-aware durations (`polars_engine.offsets_by_hour`). The counts for the summary are read afterwards from what
-was written: row counts from the parquet footers, reasons from a group-by over the quarantine file's one column.
+A first streamed pass computes the two facts needed before the rows go by: the rows per pickup month (the
+wrong-month guard refuses a file before anything is written) and the distinct wall-clock hours, whose New York
+offsets give DST-aware durations. The summary's counts are read afterwards from what was written (parquet footers,
+a group-by over the quarantine file's reasons). What bounds the peak, as measured: `benchmarks/README.md`.
 """
 
 from __future__ import annotations
@@ -34,11 +29,9 @@ from tasks.zones import ZoneTable
 DATASETS = ("trips", "quarantine")
 
 # The sinks' zstd level. The parquet encoder is the plan's slowest stage, and polars' streaming engine lets the
-# batches waiting for it pile up (no setting found bounds that queue; POLARS_INFLIGHT_SINK_MORSEL_LIMIT=1 did not):
-# at level 3 a 12M-row month's RSS climbed through the whole trips sink, to 1.3 GiB, falling only as the encoder
-# caught up. Level 1 encodes faster, so less piles up: 0.64 GiB for the same sink in one run, but 0.68-0.98 GiB for
-# the whole month over runs (`benchmarks/month_memory.py`): the backlog depends on how fast the encoder runs next to
-# the scan, so memory is not yet bounded by the plan alone. The values written are the same (file sizes unmeasured).
+# batches waiting for it pile up (no polars setting was found to bound that queue): level 1 encodes faster than 3,
+# so less piles up, and the values written are the same. The backlog still depends on the encoder's pace next to the
+# scan (benchmarks/README.md, "Streaming a month").
 SINK_COMPRESSION_LEVEL = 1
 
 

@@ -3,8 +3,8 @@
 Nothing here reads the rows except two small streamed passes that must run before the plan is built: the checks
 that a file's values survive their casts and its folded columns agree (`polars_normalize.check_values`) and, in
 `tasks.engines.polars_month`, the pickup months and distinct hours. `month_plans` returns the two datasets, trips
-and quarantine, as lazy frames in their files' column order; `tasks.engines.polars_month` sinks them and commits
-the month.
+and quarantine, as lazy frames in their files' column order; `tasks.engines.polars_month` sinks them into local
+files, which `tasks.pipeline` commits.
 
 A parquet file, local or on S3 (polars' own S3 client, with `settings.polars_storage_options`), is scanned where
 it is. Anything else (http, CSV, gzip) is staged as a local parquet file first (`tasks.extract.staged_parquet`:
@@ -36,10 +36,9 @@ ROW_GROUP_PREFETCH_VARIABLE = "POLARS_ROW_GROUP_PREFETCH_SIZE"
 
 
 def read_one_row_group_ahead() -> None:
-    """polars' parquet source reads row groups ahead (many by default); one at a time is what bounds a month.
-    Measured with run_month on generated months: peak RSS 3M rows 1.0 -> 0.94 GB, 12M rows 1.9 -> 1.5 GB, same run
-    time. polars has no API for it, only this environment variable, read when a scan starts: so it is set here,
-    when a month is about to stream (never on import), and a value the user set wins."""
+    """polars' parquet source reads row groups ahead (many by default); one at a time lowers a month's peak at the
+    same speed (benchmarks/README.md). polars has no API for it, only this environment variable, read when a scan
+    starts: so it is set here, when a month is about to stream (never on import), and a value the user set wins."""
     os.environ.setdefault(ROW_GROUP_PREFETCH_VARIABLE, "1")
 
 
