@@ -1,7 +1,7 @@
 """The flow side of the per-task metrics (`tasks/metrics.py`): gather a run's records when it ends and publish them.
 
-`@monitored` adds flow hooks (`on_completion`, `on_failure`, `on_crashed`) that gather the records its task runs
-left, in this process and on its Dask workers. A subflow hands them to its parent flow run; the run a user started
+`@monitored` adds flow hooks (`on_completion`, `on_failure`, `on_crashed`): when a run ends, they gather the
+records its task runs left, in this process and on its Dask workers. A subflow hands them to its parent flow run; the run a user started
 (or a deployment), and any `taxi_etl` run, publishes them:
 
 - the table artifact `taxi-task-metrics`, one row per task run, each naming the publishing run and its deployment
