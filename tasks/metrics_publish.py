@@ -1,8 +1,8 @@
 """The flow side of the per-task metrics (`tasks/metrics.py`): gather a run's records when it ends and publish them.
 
 `@monitored` adds flow hooks (`on_completion`, `on_failure`, `on_crashed`): when a run ends, they gather the
-records its task runs left, in this process and on its Dask workers. A subflow hands them to its parent flow run; the run a user started
-(or a deployment), and any `taxi_etl` run, publishes them:
+records its task runs left, in this process and on its Dask workers. A subflow hands them to its parent flow
+run; the run a user started (or a deployment), and any `taxi_etl` run, publishes them:
 
 - the table artifact `taxi-task-metrics`, one row per task run, each naming the publishing run and its deployment
   (users read a month's task run on `taxi_etl`, not on its month subflow), and one log line per task run;
