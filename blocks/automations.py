@@ -1,18 +1,15 @@
 """The project's Prefect automations, created idempotently: `python -m blocks.automations` (or `make deploy`).
 
-An automation is a rule the Prefect server runs: when an event matches its trigger, it takes its actions. The
-pipeline's hooks emit events (`tasks/metrics.py`, the monitoring contract); this module makes one of them act:
+An automation is a rule the Prefect server runs: when an event matches its trigger, it takes its actions. One is
+made here, `taxi-quarantine-high-report`: each `taxi.quarantine.high` event (a month's quarantined share above
+`TAXI_QUARANTINE_ALERT_RATIO`, resource `taxi.month.<service>.<YYYY-MM>`) runs the `perf-report` deployment, so
+the quarantine-by-reason table and the run's timings are there when someone looks at the alert. (A report after
+every completed `taxi_etl` run is a deployment trigger in `prefect.yaml`: Prefect keeps that one with the
+deployment.)
 
-- `taxi-quarantine-high-report`: when a month's quarantined share exceeds `TAXI_QUARANTINE_ALERT_RATIO`
-  (event `taxi.quarantine.high`, resource `taxi.month.<service>.<YYYY-MM>`), run the `perf-report` deployment, so
-  the quarantine-by-month-and-reason table and the run's timings are there when someone looks at the alert.
-
-(The other reaction the project wants, a performance report after every completed `taxi_etl` run, is a deployment
-trigger in `prefect.yaml` instead: Prefect creates and keeps that automation with the deployment.)
-
-Idempotent: an automation of the same name is updated when it differs, kept when it does not, and duplicates of
-the name are deleted, so `make deploy` can be rerun. The action names the deployment by id, so this runs after
-`perf-report` is deployed (`servers.deploy_all` does both); without it, nothing is created and it says why.
+Rerunnable: an automation of the same name is updated when it differs, kept when it does not, and duplicates of
+the name are deleted. Its action names `perf-report` by id, so that deployment must exist first
+(`servers.deploy_all` deploys, then runs this); without it nothing is created, and it says why.
 """
 
 from __future__ import annotations

@@ -2,18 +2,15 @@
 
 Two kinds of limit guard shared resources that no single run can see the whole of:
 
-- `taxi-tlc-downloads`, a rate limit on downloads from http(s) sources such as TLC's CloudFront. TLC answers a
-  burst of parallel multi-hundred-megabyte requests with 403s, and mapping a year of months over a cluster would
-  send exactly that. The limit has `DOWNLOAD_BURST` slots that decay at `DOWNLOAD_SLOTS_PER_SECOND`: each download
-  takes a slot (`prefect.concurrency.sync.rate_limit`) and nobody gives it back, so at most `DOWNLOAD_BURST`
-  downloads start at once and, sustained, one per `1 / DOWNLOAD_SLOTS_PER_SECOND` seconds, across every run,
-  process and Dask worker that talks to the same Prefect API.
-- `taxi-write-<service>-<yyyy>-<mm>`, one writer per month (`tasks/write_lock.py`). There is one per month, so they
-  are created on first use rather than listed here.
+- `taxi-tlc-downloads`, a rate limit on downloads from http(s) sources. TLC's CloudFront answers a burst of parallel
+  multi-hundred-megabyte requests with 403s, and a year of months mapped over a cluster sends exactly that. Each
+  download takes one of `DOWNLOAD_BURST` slots (`prefect.concurrency.sync.rate_limit`), which decay at
+  `DOWNLOAD_SLOTS_PER_SECOND` instead of being given back: at most `DOWNLOAD_BURST` start at once, then one per
+  `1 / DOWNLOAD_SLOTS_PER_SECOND` seconds, across every run, process and Dask worker on the same Prefect API.
+- `taxi-write-<service>-<yyyy>-<mm>`, one writer per month (`tasks/write_lock.py`), created on first use.
 
-Prefect's `rate_limit`/`concurrency` with `strict=False` only warn when the limit is missing and then run
-unguarded; this module creates the limit first (also on first use, with `tasks.concurrency_limits.ensure_limit`,
-which the write lock uses too) and uses `strict=True`.
+With `strict=False` Prefect only warns about a missing limit and runs unguarded, so every limit is created first
+(`tasks.concurrency_limits.ensure_limit`, on first use too) and used with `strict=True`.
 """
 
 from __future__ import annotations

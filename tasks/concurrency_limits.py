@@ -5,9 +5,9 @@ then run unguarded, so the project creates its limits first and uses them with `
 limit (`blocks/limits.py`) and one write limit per month (`tasks/write_lock.py`).
 
 `timeout_seconds` bounds the whole exchange with the API. Prefect's client waits up to
-`PREFECT_API_REQUEST_TIMEOUT` (60 s) per request and retries timeouts several times with backoff: against a server
-that accepts connections and never answers one call took about seven minutes. The calls run on Prefect's async
-client inside `anyio.fail_after`, which cancels them, retries included, at the deadline.
+`PREFECT_API_REQUEST_TIMEOUT` (60 s) per request and retries timeouts several times with backoff, so against a
+server that accepts connections and never answers one call lasts minutes. The calls run on Prefect's async client
+inside `anyio.fail_after`, which cancels them, retries included, at the deadline.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Per-task metrics: one record per task run, measured by state hooks, wherever the task ran.
 
-Attach the mechanism with two decorators, nothing else in a flow or task changes:
+Two decorators attach it; nothing else in a flow or task changes:
 
     @metered                       # on a task: its runs are measured
     @task(name="etl-month")
@@ -10,25 +10,16 @@ Attach the mechanism with two decorators, nothing else in a flow or task changes
     @flow(name="taxi_etl")
     def taxi_etl(...): ...
 
-How it works, and why this way:
+Why hooks. Prefect calls them in the process that runs the task, right around it and on every path (a cached run
+too), so CPU time and peak memory are that process's own. Wall time, state and retries come from the task run
+Prefect holds in memory, rows and bytes from the task's result (a month's `MonthSummary`, a table's row count): no
+API call per task.
 
-- A task's `on_running` hook notes the clocks when the run starts; its `on_completion` and `on_failure` hooks build
-  a `TaskMetrics` record when it ends. Hooks run in the process that runs the task, right around it, so CPU time
-  and peak memory are that process's own, and Prefect calls them on every path (a cached run too, with no
-  `on_running`). Wall time, state and retries come from the task run Prefect keeps in memory: no API call.
-- Rows and bytes come from the task's result when it carries them (a month's `MonthSummary`: rows in, clean,
-  quarantined by reason, bytes of its source and of the files it wrote), or its row count when it is a table.
-- The record must reach the flow run. In the flow's own process (direct calls, the thread runner) it is kept in
-  memory, keyed by flow run. On a Dask worker process it is sent to the scheduler as a Dask event
-  (`Worker.log_event`), which the flow reads back with `Client.get_events` when it ends: the worker sends the event
-  before it reports the task finished, on the same ordered stream, so no record can arrive late, and nothing goes
-  through the Prefect API per task.
-- The flow's hooks (`tasks.metrics_publish`) gather the records when the run ends, forward a subflow's to its
-  parent, and the top-level run publishes them: the `taxi-task-metrics` table artifact, a log line, and for
-  `taxi_etl` the month events and the Prometheus push.
-
-`TAXI_TASK_METRICS=0` when the flows are imported attaches no hook at all (the benchmark's `monitoring_overhead`
-compares the two).
+How a record reaches its flow run. In the flow's own process (direct calls, threads) it waits in memory. A Dask
+worker sends it to the scheduler as a Dask event (`Worker.log_event`) before it reports the task finished, on the
+same ordered stream, so the flow reads every record back (`Client.get_events`) when it ends. The flow's hooks
+(`tasks.metrics_publish`) then publish them. `TAXI_TASK_METRICS=0` at import attaches no hook at all (the
+benchmark's `monitoring_overhead` row compares the two).
 """
 
 from __future__ import annotations

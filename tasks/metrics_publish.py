@@ -1,20 +1,19 @@
 """The flow side of the per-task metrics (`tasks/metrics.py`): gather a run's records when it ends and publish them.
 
-`@monitored` adds flow hooks. When a run ends (`on_completion`, `on_failure`, `on_crashed`) its hook gathers the
-records its task runs left, from this process and from its Dask workers. A subflow hands them to its parent
-flow run; the run a user started (or a deployment), and any `taxi_etl` run, publishes them:
+`@monitored` adds flow hooks (`on_completion`, `on_failure`, `on_crashed`): when a run ends, they gather the
+records its task runs left, in this process and on its Dask workers. A subflow hands them to its parent flow
+run; the run a user started (or a deployment), and any `taxi_etl` run, publishes them:
 
-- the table artifact `taxi-task-metrics` on that run, one row per task run (`TaskMetrics.as_row`), its own name,
-  id and deployment in every row;
-- one log line per task run;
-- with `month_events=True` (`taxi_etl`): per month task, `taxi.month.loaded` (payload: the row) or
-  `taxi.month.failed` (payload: the reason), and `taxi.quarantine.high` when its quarantined share of rows exceeds
-  `settings.quarantine_alert_ratio()`; each on the resource `taxi.month.<service>.<YYYY-MM>`, related to the flow
-  run and its deployment. A crashed run also reports as failed every month it was asked for and did not load.
-- with `prometheus=True` (`taxi_etl`) and `TAXI_PUSHGATEWAY_URL` set: `tasks.prometheus.push_run_metrics`; a failed
-  push is a warning, never a failed run.
+- the table artifact `taxi-task-metrics`, one row per task run, each naming the publishing run and its deployment,
+  and one log line per task run;
+- with `month_events=True` (`taxi_etl`): per month task `taxi.month.loaded` (payload: the row) or
+  `taxi.month.failed` (payload: the reason), and `taxi.quarantine.high` above `settings.quarantine_alert_ratio()`,
+  on the resource `taxi.month.<service>.<YYYY-MM>` related to the run and its deployment; a crashed run reports as
+  failed every month it was asked for and did not load;
+- with `prometheus=True` (`taxi_etl`) and `TAXI_PUSHGATEWAY_URL` set: `tasks.prometheus.push_run_metrics`, where a
+  failed push is a warning, never a failed run.
 
-The hooks run inside the flow run, after its final state is set: what they publish never changes the run's state.
+The hooks run after the run's final state is set: what they publish never changes the run's state.
 """
 
 from __future__ import annotations

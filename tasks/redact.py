@@ -2,7 +2,7 @@
 
 At DEBUG level botocore logs every request it sends: `botocore.endpoint` prints the headers, and
 `botocore.auth` the canonical request it signs. With temporary credentials both contain the session token
-(`X-Amz-Security-Token`) in clear; seen in this project's tests with s3fs 2026.9 / botocore 1.43. Anyone who turns
+(`X-Amz-Security-Token`) in clear (botocore 1.43; `tests/test_secrets.py` checks a real exchange). Anyone who turns
 on debug logging to chase an S3 problem, or forwards botocore's loggers to Prefect
 (`PREFECT_LOGGING_EXTRA_LOGGERS`), would copy the token into log files and the Prefect database.
 

@@ -46,7 +46,7 @@ RETRY_ATTEMPTS = 3
 RETRY_BACKOFF_SECONDS = 10.0
 RETRY_JITTER_FACTOR = 0.5
 # One S3 call through s3fs: botocore's own attempts and timeouts, kept small so that a dead endpoint fails a try
-# in seconds and Prefect's backoff above does the waiting (botocore's defaults took 5.6 s per refused call).
+# in seconds and Prefect's backoff above does the waiting (botocore's defaults: benchmarks/README.md).
 S3_CONNECT_TIMEOUT_SECONDS = 5
 S3_READ_TIMEOUT_SECONDS = 60
 S3_CLIENT_ATTEMPTS = 2

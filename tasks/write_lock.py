@@ -1,27 +1,19 @@
 """One writer per month: a Prefect global concurrency limit of 1, named after the service and month.
 
-The lake (`tasks/lake/`) keeps every month whole on its own (Delta's optimistic concurrency refuses the second of
-two commits of one month, which then writes again), but two runs writing the same month at once (two deployments,
-a manual run beside a scheduled one) would each compute the month and redo the loser's write. A limit of one slot
-per month, `taxi-write-yellow-2025-01`, held from extract to commit, makes them take turns; months of different
-services or dates still load in parallel.
+Delta already keeps a month whole when two runs write it at once (the losing commit is refused and written again),
+but both runs would compute the month. One slot per month (`taxi-write-yellow-2025-01`), held from extract to
+commit, makes them take turns; other months still load in parallel. The limit is created here first (with
+`strict=False` Prefect would only warn and run unguarded) and lives in the Prefect server the run talks to, so it
+guards the runs sharing that server: a run on its own temporary server does not see it (Delta still keeps the
+month whole; the last commit wins).
 
-Prefect's `concurrency(..., strict=False)` only warns when the limit does not exist and then runs unguarded, so the
-limit is created here first (idempotently: another run may create it at the same moment) and used with
-`strict=True`. Works against any Prefect API: the temporary server a local run starts, or a real `prefect server`.
-The limit lives in that server, so it guards the runs that share one: a run on its own temporary server does not
-see a deployment's slot (Delta still keeps each month whole; the last commit wins).
+A killed writer. Its slot is a lease: a real `prefect server` frees it once the lease lapses
+(`WRITE_LOCK_LEASE_SECONDS`); the temporary server does not (its repossessor does not run in ephemeral mode,
+prefect 3.9.1), so later loads of that month wait `WRITE_LOCK_TIMEOUT_SECONDS` and fail, saying how to free the
+slot by hand. Runs that may be killed (schedules, workers) belong on a real server.
 
-A killed writer. The slot is held through a lease that the holder renews while it lives. A real `prefect server`
-frees the slot of a killed holder once its lease lapses (`WRITE_LOCK_LEASE_SECONDS`, then its repossessor's next
-sweep). The temporary server does not: its repossessor does not run in ephemeral mode (prefect 3.9.1), and the
-taken slot stays in the SQLite database under `PREFECT_HOME`, so every later load of that month waits
-`WRITE_LOCK_TIMEOUT_SECONDS` and fails, saying how to free the slot by hand (`tests/test_write_lock.py`). Runs that
-may be killed (schedules, workers) belong on a real server anyway.
-
-An API that does not answer. Creating the limit and acquiring its slot share one deadline,
-`WRITE_LOCK_TIMEOUT_SECONDS`: Prefect's client alone would wait about seven minutes per call on a server that
-accepts connections and never answers. A refused connection fails at once, naming the API and the limit.
+An API that does not answer. Creating the limit and taking its slot share that one deadline (Prefect's client
+alone would wait minutes per call); a refused connection fails at once. Both failures name the API and the limit.
 """
 
 from __future__ import annotations

@@ -1,23 +1,18 @@
 """Writing the lake: `trips` and `quarantine`, two Delta tables partitioned by service, year and month.
 
-A month is written by two Delta transactions, one per table, each replacing that month only: quarantine first, then
-trips. A month streamed to a local parquet file (the polars engine) is placed in the table's partition folder as
-written and committed by name (an add action replacing the month's partition), so the commit is small next to the
-month; a table in memory (the pandas engine) goes through `write_deltalake` with a predicate overwrite. Both commits
-carry the same *write id* as a Delta application transaction (`app_id` = the month, `version` = the write id) and
-the run's lineage in their commit metadata; the trips commit also records the quarantine table version it pairs
-with. A reader starts from trips: when the quarantine table's write id for the month is the same, the latest
-quarantine is the pair, and otherwise (a crash between the two commits, or two writers interleaved) it reads
-quarantine as of the recorded version (`tasks/lake/read.py`). No reader of `read_month` or the mart ever sees trips
-of one run beside quarantine of another.
+A month is two Delta transactions, each replacing that month only: quarantine first, then trips. A streamed month
+(the polars engine's local parquet file) is placed in the partition folder as written and committed by name, so
+the commit is small next to the month; a table in memory (the pandas engine) goes through `write_deltalake` with a
+predicate overwrite. Both commits carry the same *write id* (a Delta application transaction, `app_id` = the
+month) and the run's lineage; the trips commit also records the quarantine version it pairs with. A reader
+(`tasks/lake/read.py`) that finds another write id on quarantine (a crash between the commits, interleaved
+writers) reads quarantine at that version, so no reader sees trips of one run beside quarantine of another.
 
-Concurrent writers are caught by Delta itself: each commit is a new numbered log entry, created with a
-conditional PUT on S3 (`settings.delta_storage_options`) or an exclusive create on disk, and a writer whose
-entry lost to another that touched the same month gets `CommitFailedError`; it writes again, at most
-`settings.LAKE_COMMIT_ATTEMPTS` times, then raises `LakeWriteConflict` naming the month. The Prefect write lock
-(`tasks/write_lock.py`) queues writers; Delta is what keeps the table whole when the lock does not hold.
-
-Free of Prefect: a script or a worker that writes months imports this in a second.
+Concurrent writers are caught by Delta itself: each commit is a new numbered log entry, created by a conditional
+PUT on S3 (`settings.delta_storage_options`) or an exclusive create on disk; the loser gets `CommitFailedError`
+and writes again, at most `settings.LAKE_COMMIT_ATTEMPTS` times, then raises `LakeWriteConflict` naming the month.
+The write lock (`tasks/write_lock.py`) only queues writers. Free of Prefect: a script writing months imports this
+in a second.
 """
 
 from __future__ import annotations
