@@ -17,11 +17,11 @@ from prefect.utilities.annotations import quote as quoted
 
 from benchmarks.dask_case import dask_case
 from benchmarks.harness import Size, first_month_frame, months_on_disk
-from benchmarks.measure import Result, interleaved_timings, timings
 from benchmarks.monitoring_case import monitoring_overhead_case
 from benchmarks.storage_cases import s3_results_case, serializer_case
 from flows import caching, disk_io, quote
 from flows.etl import taxi_etl
+from tasks.measure import Result, interleaved_timings, timings
 from tasks.months import Month
 from tasks.pipeline import run_month
 from tasks.zones import load_zone_table

@@ -17,8 +17,8 @@ from pathlib import Path
 from distributed import Client, LocalCluster
 
 from benchmarks.harness import Size, months_on_disk
-from benchmarks.measure import Result, spread
 from flows import dask_runner
+from tasks.measure import Result, spread
 
 ENGINES = ("pandas", "polars")
 WORKERS = 2

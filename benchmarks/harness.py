@@ -58,7 +58,7 @@ def prefect_server(workdir: Path) -> Iterator[str]:
 
     Nothing is written to `os.environ`: the server gets its home in its own environment, this process its URL
     through `temporary_settings`, and each child process it starts is handed the URL explicitly
-    (`benchmarks.measure.run_child`, and the Dask runner's worker environment).
+    (`tasks.measure.run_child`, and the Dask runner's worker environment).
     """
     records, settings.RUN_DIR = settings.RUN_DIR, workdir / "run"  # never touch servers `make` started
     try:

@@ -18,7 +18,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks.harness import Size, months_on_disk
-from benchmarks.measure import Result, interleaved_timings, run_child, spread, timings
+from tasks.measure import Result, interleaved_timings, run_child, spread, timings
 
 VARIANTS = {"with": "on", "without": "off"}
 RUNS_PER_PROCESS = 2

@@ -32,7 +32,6 @@ from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 
 from benchmarks.harness import Size
-from benchmarks.measure import Result, peak_rss_mib, run_child
 from benchmarks.scale_rows import (
     BARE_1,
     BARE_2,
@@ -50,6 +49,7 @@ from benchmarks.scale_rows import (
 from data.generate import MonthFile, requested_months, write_months
 from servers import start_dask, stop
 from tasks import settings
+from tasks.measure import Result, peak_rss_mib, run_child
 
 YEAR = 2024
 console = Console(stderr=True)  # a full section runs for minutes: say what each measurement gave

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.measure import peak_rss_mib
+from tasks.measure import peak_rss_mib
 
 
 def wait_for_parties(barrier: Path, parties: int) -> None:

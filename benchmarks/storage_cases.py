@@ -12,11 +12,11 @@ from prefect_aws import AwsCredentials, S3Bucket
 from prefect_aws.client_parameters import AwsClientParameters
 
 from benchmarks.harness import Size, first_month_frame, months_on_disk
-from benchmarks.measure import Result, interleaved_timings, spread
 from blocks.register import ensure_bucket
 from flows import compression
 from servers import start_s3, stop
 from tasks import settings
+from tasks.measure import Result, interleaved_timings, spread
 from tasks.months import Month
 from tasks.pipeline import read_month_in_memory
 from tasks.serializers import ParquetSerializer

@@ -51,8 +51,8 @@ from prefect.runtime import flow_run
 from prefect.serializers import CompressedJSONSerializer, CompressedSerializer, PickleSerializer, Serializer
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
-from benchmarks.measure import seconds
 from tasks.lesson_report import publish_lesson_table
+from tasks.measure import seconds
 from tasks.metrics import metered
 from tasks.metrics_publish import monitored
 from tasks.serializers import ParquetSerializer

@@ -40,9 +40,9 @@ import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from benchmarks.measure import peak_rss_mb, run_child
 from tasks import settings
 from tasks.lesson_report import publish_lesson_table
+from tasks.measure import peak_rss_mb, run_child
 from tasks.metrics import metered
 from tasks.metrics_publish import monitored
 from tasks.months import Month

@@ -34,10 +34,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import opaque, quote
 
-from benchmarks.measure import Result, seconds
 from tasks import settings
 from tasks.extract import read_trip_file
 from tasks.lesson_report import publish_lesson_table
+from tasks.measure import Result, seconds
 from tasks.metrics import metered
 from tasks.metrics_publish import monitored
 from tasks.schema import normalize_table

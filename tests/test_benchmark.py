@@ -13,7 +13,6 @@ from collections import Counter
 import pytest
 
 from benchmarks import scale_rows
-from benchmarks.measure import Result, interleaved_timings
 from benchmarks.report import (
     README_END,
     README_START,
@@ -24,6 +23,7 @@ from benchmarks.report import (
 )
 from benchmarks.scale_chart import SCALE_CHART
 from tasks import settings
+from tasks.measure import Result, interleaved_timings
 
 BENCHMARKS = settings.PROJECT_ROOT / "benchmarks"
 SCALE_ROWS = {"year_wall", "year_linearity", "year_peak_rss", "month_peak_rss_growth", "dask_year"}
@@ -48,7 +48,7 @@ UNITS = {"s", "s/month", "MiB"}
 # The package marker, the benchmark itself, the pipeline every lesson is measured against (with its runner
 # choice), and the mart.
 NOT_LESSONS = {
-    *("flows/__init__.py", "flows/benchmark.py", "flows/etl.py", "flows/runners.py", "flows/mart.py"),
+    *("flows/__init__.py", "flows/etl.py", "flows/etl_cli.py", "flows/runners.py", "flows/mart.py"),
     "flows/perf_report.py",  # run-history analysis, measured by nothing: it reads what the runs recorded
     "flows/maintenance.py",  # the lake's upkeep (vacuum, compaction, rollback): no optimization to measure
 }

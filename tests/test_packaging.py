@@ -102,3 +102,32 @@ def test_moto_is_not_a_runtime_dependency_and_the_pipeline_imports_without_it():
         [sys.executable, "-c", without_moto], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The modules a file imports, by their full dotted names."""
+    tree = ast.parse(path.read_text())
+    names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    return names | {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+
+
+def test_the_pipeline_never_imports_the_benchmark():
+    """The arrow points one way: benchmarks/ measures flows/ and tasks/, which never import it."""
+    for path in [
+        *PROJECT_ROOT.glob("flows/*.py"),
+        *PROJECT_ROOT.glob("tasks/**/*.py"),
+        *PROJECT_ROOT.glob("blocks/*.py"),
+    ]:
+        assert not any(name.split(".")[0] == "benchmarks" for name in imported_modules(path)), path
+
+
+def test_environment_variables_are_read_in_the_settings_module_only():
+    """Every TAXI_ setting a user can set is read in `tasks/settings.py`, where its default and meaning are."""
+    reads = re.compile(r"os\.(environ\.get|getenv|environ\[)\(?[\"'](TAXI_\w+)")
+    for path in [
+        *PROJECT_ROOT.glob("flows/*.py"),
+        *PROJECT_ROOT.glob("tasks/**/*.py"),
+        *PROJECT_ROOT.glob("blocks/*.py"),
+    ]:
+        if path.name != "settings.py":
+            assert not reads.findall(path.read_text()), path
