@@ -370,6 +370,26 @@ def test_an_etl_sample_run_page_lists_its_months_and_holds_its_summary(
     assert not errors, errors
 
 
+def promised_names(prefixes: tuple[str, ...]) -> set[str]:
+    """The task-run names or artifact keys the README and the course pages name (`<service>` read as yellow)."""
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    quoted = {name for page in pages for name in re.findall(r"`([a-z][\w<>-]*)`", page.read_text())}
+    named = {name.replace("<service>", "yellow") for name in quoted if name.startswith(prefixes)}
+    return {name for name in named if "<" not in name}
+
+
+def test_the_task_runs_and_artifacts_the_docs_name_are_on_an_etl_sample_run(prefect_deployment_server, deployment_runs):
+    _, api, _ = prefect_deployment_server
+    run_id = deployment_runs["ids"]["taxi_etl/etl-sample"]
+    task_runs = api_post(api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+    artifacts = api_post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+    promised_runs = promised_names(("month-", "publish-summary-", "load-zones"))
+    promised_keys = promised_names(("taxi-etl-", "taxi-task-metrics"))
+    assert promised_runs and promised_keys  # the README names some of each
+    assert promised_runs <= {run["name"] for run in task_runs}, promised_runs
+    assert promised_keys <= {artifact["key"] for artifact in artifacts}, promised_keys
+
+
 def api_post(api: str, path: str, body: dict | list) -> dict | list:
     request = urllib.request.Request(
         f"{api}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
