@@ -5,7 +5,7 @@ records its task runs left, in this process and on its Dask workers. A subflow h
 run; the run a user started (or a deployment), and any `taxi_etl` run, publishes them:
 
 - the table artifact `taxi-task-metrics`, one row per task run, each naming the publishing run and its deployment,
-  and one log line per task run;
+  and one DEBUG log line per task run;
 - with `month_events=True` (`taxi_etl`): per month task `taxi.month.loaded` (payload: the row) or
   `taxi.month.failed` (payload: the reason), and `taxi.quarantine.high` above `settings.quarantine_alert_ratio()`,
   on the resource `taxi.month.<service>.<YYYY-MM>` related to the run and its deployment; a crashed run reports as
@@ -144,8 +144,8 @@ def publish_artifact(rows: list[dict[str, Any]], flow_run_id: str, in_run: bool)
 
 
 def log_rows(logger: logging.Logger | logging.LoggerAdapter, rows: list[dict[str, Any]]) -> None:
-    for row in rows:
-        logger.info(
+    for row in rows:  # at DEBUG: the artifact and the run summary show the same, and a console wants the summary
+        logger.debug(
             "task metrics %s: %s, %.2f s wall, %.2f s CPU, peak RSS %.0f MiB, rows %s in / %s out / %s quarantined, "
             "%s B read, %s B written, %d retries",
             row["task_run"],

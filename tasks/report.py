@@ -90,7 +90,8 @@ def render_markdown(summary: RunSummary) -> str:
         )
     if summary.failure:
         lines += ["", f"**Failed:** {summary.failure}. A failed month wrote nothing; the months above were written."]
-    lines += ["", "Outputs:", *(f"- `{uri}`" for month in summary.months for uri in month.outputs.values())]
+    tables = dict.fromkeys(uri for month in summary.months for uri in month.outputs.values())  # each table once
+    lines += ["", "Outputs:", *(f"- `{uri}`" for uri in tables)]
     return redact_text("\n".join(lines))  # failure messages and `latest` name sources
 
 
