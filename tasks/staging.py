@@ -2,9 +2,9 @@
 
 A month is staged on local disk (a downloaded or converted source, the streamed parquet files before their
 commit). `tempfile.TemporaryDirectory` removes its folder when the block ends, but a process killed by SIGKILL or
-the out-of-memory killer runs no clean-up, and a month's staging is as large as the month. So every staging folder
-is made under one place (`settings.staging_root()`, the system's temporary folder by default) and named after its
-owner: host, process id and the process's start time (a pid is reused once its process is gone; with the start
+the out-of-memory killer runs no clean-up, and a month's staging is as large as the month. So `staging_folder`
+makes its folder under one place (`settings.staging_root()`, the system's temporary folder by default), named
+after its owner: host, process id and the process's start time (a pid is reused once its process is gone; with the start
 time, a new process under an old pid is not taken for the folder's owner). Entering a staging folder first removes
 the folders of owners on this host that are no longer running; a live owner's folder is left alone.
 """

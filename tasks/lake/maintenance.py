@@ -88,11 +88,11 @@ def _restore(table: DeltaTable, version: int, marks: dict[str, int], metadata: d
 
 def rollback_lake(root: str, trips_version: int) -> list[str]:
     """Restore the trips table to `trips_version` and quarantine to the version paired with it; returns the months
-    the lake then holds, as `service YYYY-MM`. Raises `LookupError` (and leaves both tables as they were) if a
+    the lake then holds, as `service YYYY-MM`. Raises `LookupError` (both tables then serve what they did) if a
     version is missing or its files were vacuumed.
 
     The quarantine version is the highest each month's trips commit recorded as its pair: the version the newest
-    write before `trips_version` recorded. A month whose quarantine changed after its pair (a killed writer's, or
+    write up to `trips_version` recorded. A month whose quarantine changed after its pair (a killed writer's, or
     an interleaved writer's) keeps its own recorded pair, which `read_month` reads by time travel as before."""
     trips, quarantine = open_table(root, "trips"), open_table(root, "quarantine")
     if trips is None or quarantine is None:
@@ -117,7 +117,7 @@ def rollback_lake(root: str, trips_version: int) -> list[str]:
     }
     try:
         _restore(trips, trips_version, trips_marks, lineage)
-    except LookupError:  # undo the quarantine restore: the lake stays as it was
+    except (LookupError, DeltaError):  # vacuumed files, a concurrent commit: undo the quarantine restore
         latest = open_table(root, "quarantine")
         undo = open_table(root, "quarantine", version=before)
         _restore(latest, before, {k: undo.transaction_version(k) or 0 for k in keys}, {"rolled_back_to": None})

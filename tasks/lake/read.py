@@ -9,8 +9,9 @@ of each table's state.
 
 Plain Delta readers (`pl.scan_delta`, `DeltaTable(...).to_pandas()`, DuckDB through Arrow) read each table whole
 and consistently, but read the two tables at their own latest versions: a plain reader of quarantine alone sees
-the quarantine of a writer killed before its trips commit, until the month's next write replaces it. `scan_parquet` over the folders does not
-read a Delta table at all: it would also read the files of replaced versions, which stay until `vacuum`.
+the quarantine of a writer killed before its trips commit, until the month's next write replaces it.
+`scan_parquet` over the folders does not read a Delta table at all: it would also read the files of replaced
+versions, which stay until `vacuum`.
 """
 
 from __future__ import annotations
