@@ -5,11 +5,12 @@
 
 Each measurement is `tasks.pipeline.run_month` (the polars engine: one lazy plan from scan to two local parquet
 files, then committed to the lake's Delta tables as written) on a generated yellow month, in a fresh process, which
-prints its own peak RSS (`VmHWM`), wall and CPU seconds. A process's high-water mark never goes down, so every
-sample needs its own process. Variants differ only
-in environment variables, read by polars or by its allocator when they start: that is how one variable at a time is
-isolated. Rounds interleave the variants and sizes, so a busy machine's drift hits all of them; on a shared machine
-trust the memory figures and CPU seconds over wall seconds.
+prints its own peak RSS (`VmHWM`), wall and CPU seconds, and the seconds of the month's two Delta commits (inside
+`tasks.lake.tables._commit_month`, placing the file and committing it, timed in the same run): the commit should
+stay small next to the month. A process's high-water mark never goes down, so every sample needs its own process.
+Variants differ only in environment variables, read by polars or by its allocator when they start: that is how one
+variable at a time is isolated. Rounds interleave the variants and sizes, so a busy machine's drift hits all of
+them; on a shared machine trust the memory figures and CPU seconds over wall seconds.
 
 The issue's targets: a 3M-row month <= 700 MiB, and a 12M-row month <= 1.3x the 3M-row peak.
 """
@@ -46,6 +47,25 @@ VARIANTS: dict[str, dict[str, str]] = {
 }
 
 
+def timed_commits() -> list[float]:
+    """Time every Delta commit of a month from now on in this process: wraps the lake's one commit function, so
+    the seconds are the commits' own, measured beside the month's (one entry per commit, quarantine then trips)."""
+    from tasks.lake import tables
+
+    seconds: list[float] = []
+    commit = tables._commit_month
+
+    def timed(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return commit(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    tables._commit_month = timed
+    return seconds
+
+
 def measure_month(source: str) -> dict[str, float]:
     """Run one month with the polars engine into a temporary lake; this process's figures (child side)."""
     from tasks.months import Month
@@ -53,6 +73,7 @@ def measure_month(source: str) -> dict[str, float]:
     from tasks.zones import load_zone_table
 
     zones = load_zone_table()
+    commits = timed_commits()
     usage_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="month-memory-") as root:
@@ -63,6 +84,7 @@ def measure_month(source: str) -> dict[str, float]:
         "peak_rss_mib": round(peak_rss_bytes() / 2**20, 1),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime, 2),
+        "commit_seconds": round(sum(commits), 3),
     }
 
 
@@ -94,10 +116,12 @@ def month_file(rows: int, data_dir: Path) -> str:
 
 
 def report(samples: dict[tuple[str, int], list[dict[str, float]]], sizes: list[int]) -> str:
-    """A markdown table: per variant and size, median peak RSS (range), wall and CPU seconds; growth and targets."""
+    """A markdown table: per variant and size, median peak RSS (range), wall and CPU seconds, the commits' seconds
+    and their share of the wall time; growth and targets."""
     lines = [
-        "| variant | rows | peak RSS MiB (median, range) | wall s | CPU s | growth vs smallest | targets |",
-        "|---|---:|---:|---:|---:|---:|---|",
+        "| variant | rows | peak RSS MiB (median, range) | wall s | CPU s | commit s (share) | growth vs smallest "
+        "| targets |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for variant in dict.fromkeys(name for name, _ in samples):
         smallest = statistics.median(s["peak_rss_mib"] for s in samples[(variant, sizes[0])])
@@ -112,9 +136,10 @@ def report(samples: dict[tuple[str, int], list[dict[str, float]]], sizes: list[i
                 met = f"<= {TARGET_GROWTH}x: {'yes' if growth <= TARGET_GROWTH else 'no'}"
             wall = statistics.median(s["wall_seconds"] for s in runs)
             cpu = statistics.median(s["cpu_seconds"] for s in runs)
+            commit = statistics.median(s["commit_seconds"] for s in runs)
             lines.append(
                 f"| {variant} | {rows:,} | {peak:.0f} ({min(peaks):.0f}-{max(peaks):.0f}) | {wall:.1f} | {cpu:.1f} "
-                f"| {growth:.2f}x | {met} |"
+                f"| {commit:.3f} ({commit / wall:.1%}) | {growth:.2f}x | {met} |"
             )
     return "\n".join(lines)
 

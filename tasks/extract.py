@@ -3,7 +3,7 @@
 TLC publishes parquet; older releases and public mirrors publish CSV, plain or gzip. The format is found from
 the file's first bytes, not its name, so a mirror's odd naming doesn't matter. A local parquet file is read where
 it is. Anything else is staged on local disk first (`staged_parquet`): downloaded in chunks, and a CSV converted
-block by block into a temporary parquet file, which the month then streams like any local file and which is
+block by block into a staged parquet file, which the month then streams like any local file and which is
 removed when the month ends. A month's memory is then bounded by the batches of its plan, not by the size of its
 file: the default source, TLC over https, would otherwise be held whole, twice (its bytes and its table).
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ import pyarrow.parquet as pq
 from tasks.redact import RedactsUrls, hide_aws_credentials_in_logs
 from tasks.schema import SOURCE_TYPES, canonical_name
 from tasks.settings import fsspec_options
+from tasks.staging import staging_folder
 
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -102,15 +102,16 @@ def source_fingerprint(source: str) -> dict[str, str | int | None]:
 def staged_parquet(source: str) -> Iterator[str]:
     """A local parquet file holding `source`'s trips, for as long as the `with` block runs.
 
-    A local parquet file is itself. Anything else is staged in a temporary folder, removed when the block ends,
-    whether it ends well or not: a remote file is downloaded in chunks (fsspec's `get_file` streams it to disk, so
-    the download holds a chunk, not the file), and a CSV, plain or gzip, is converted to parquet block by block.
+    A local parquet file is itself. Anything else is staged in a folder removed when the block ends, whether it
+    ends well or not (and, if the process is killed, by the next staging: `tasks.staging`): a remote file is
+    downloaded in chunks (fsspec's `get_file` streams it to disk, so the download holds a chunk, not the file),
+    and a CSV, plain or gzip, is converted to parquet block by block.
     Errors name the source; a network error stays the cause, from which `tasks.retries` judges a retry.
     """
     if _is_local_parquet(source):
         yield source
         return
-    with tempfile.TemporaryDirectory(prefix="taxi-source-", ignore_cleanup_errors=True) as folder:
+    with staging_folder("source") as folder:
         yield _stage(source, Path(folder))
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -36,6 +35,7 @@ from tasks.months import Month
 from tasks.redact import redact_url
 from tasks.report import MonthSummary
 from tasks.rules import check_row_invariant
+from tasks.staging import staging_folder
 from tasks.write_lock import month_write_lock
 from tasks.zones import ZoneTable
 
@@ -61,7 +61,7 @@ def run_month(
     steps = month_engine(engine)  # an unknown engine fails before anything is read
     summary = MonthSummary(service=service, month=str(month), source=source)
     run_id = current_flow_run_id()
-    with write_lock(), tempfile.TemporaryDirectory(prefix="taxi-month-") as folder:
+    with write_lock(), staging_folder("month") as folder:
         if (done := written_by_run(root, service, month, run_id)) is not None:
             return summary_from_lineage(summary, done, root)  # a re-executed month of this run: already written
         files = {name: f"{folder}/{name}.parquet" for name in DATASETS}

@@ -7,6 +7,7 @@ test or a worker can set them per run.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,6 +86,12 @@ def source_url() -> str | None:
     which the worker resolves when it starts the run.
     """
     return os.environ.get("TAXI_SOURCE_URL") or None
+
+
+def staging_root() -> str:
+    """Where a month is staged on local disk (`tasks/staging.py`): `TAXI_STAGING_DIR`, else the system's temporary
+    folder. Each month running at once stages its source (if not a local parquet file) and its output files there."""
+    return os.environ.get("TAXI_STAGING_DIR") or tempfile.gettempdir()
 
 
 def lesson_output_root(lesson: str) -> str:

@@ -158,7 +158,8 @@ def test_a_csv_month_is_converted_on_disk_and_removed_when_the_month_ends(tmp_pa
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(tempfile, "tempdir", str(staging))
         with open_month(str(source), "green") as (frame, rows):
-            assert [p.suffix for p in staging.rglob("*.parquet")] == [".parquet"]
+            (staged,) = staging.rglob("*.parquet")
+            assert staged.parent.name.startswith(f"taxi-source-{os.getpid()}-")  # its owner named: tasks.staging
             assert frame.select(pl.len()).collect(engine="streaming").item() == rows == sample_table.num_rows
         assert list(staging.iterdir()) == []
         with pytest.raises(RuntimeError, match="the month failed"), open_month(str(source), "green"):

@@ -48,6 +48,29 @@ def test_a_quarantine_commit_without_its_trips_is_not_read_beside_older_trips(tm
     assert {name: set(frame["source"]) for name, frame in read.items()} == {"trips": {"A"}, "quarantine": {"A"}}
 
 
+def test_the_next_write_of_the_month_replaces_a_quarantine_commit_left_without_its_trips(tmp_path):
+    """A plain reader of quarantine alone sees the orphan (its table's newest commit) until the month is written
+    again; a write of another month leaves it, a write of the same month replaces it."""
+    root = str(tmp_path)
+    write_month(root, SERVICE, JAN_2025, month_from("A"))
+    lake_tables._commit_month(
+        root, "quarantine", SERVICE, JAN_2025, month_from("B")["quarantine"], {}, {month_key(SERVICE, JAN_2025): 7}
+    )
+    write_month(root, SERVICE, FEB_2025, month_from("C"))
+    assert plain_sources(root, JAN_2025) == {"trips": {"A"}, "quarantine": {"B"}}
+    write_month(root, SERVICE, JAN_2025, month_from("D"))
+    assert plain_sources(root, JAN_2025) == {"trips": {"D"}, "quarantine": {"D"}}
+    assert sources_of(read_month(root, SERVICE, JAN_2025)) == {"trips": {"D"}, "quarantine": {"D"}}
+
+
+def plain_sources(root: str, month: Month) -> dict[str, set[str]]:
+    """The month as a plain Delta reader of each table alone sees it."""
+    return {
+        name: set(pl.scan_delta(table_uri(root, name)).filter(pl.col("month") == month.month).collect()["source"])
+        for name in ("trips", "quarantine")
+    }
+
+
 def test_lineage_says_who_wrote_the_month_from_what(tmp_path):
     root = str(tmp_path)
     assert month_lineage(root, SERVICE, JAN_2025) is None

@@ -7,7 +7,9 @@ functions (`write_deltalake`, `_commit_month`), so production code carries no te
 
 - `read_month` returns one run's month, trips and quarantine together: A until the trips commit, B after;
 - both tables still open and read whole with a plain Delta reader (`pl.scan_delta`);
-- the next write of the month succeeds, and `vacuum` removes the killed writer's uncommitted files.
+- the next write of the month succeeds and replaces the month in both tables (also a quarantine commit whose
+  trips never came, which a plain reader of quarantine alone sees until then), and `vacuum` removes the killed
+  writer's uncommitted files.
 
 Run as `python -m tests.test_lake_crash ROOT SOURCE [TABLE STEP]`, this module is that child; it imports the
 Prefect-free lake only, so a child starts in about a second.
@@ -90,6 +92,7 @@ def test_sigkill_at_any_step_leaves_one_whole_readable_month(lake_root, step, ta
 
     write_month(root, SERVICE, JAN_2025, month_from("C"))
     assert sources_of(read_month(root, SERVICE, JAN_2025)) == {"trips": {"C"}, "quarantine": {"C"}}
+    assert plain_delta_rows(root) == {"trips": 7, "quarantine": 5}  # a killed writer's quarantine is replaced too
     for name in ("trips", "quarantine"):
         delta = open_table(root, name)
         referenced = set(delta.file_uris())

@@ -8,8 +8,10 @@ another application transaction, `<month>/quarantine`). None of this reads the l
 of each table's state.
 
 Plain Delta readers (`pl.scan_delta`, `DeltaTable(...).to_pandas()`, DuckDB through Arrow) read each table whole
-and consistently, but read the two tables at their own latest versions. `scan_parquet` over the folders does not
-read a Delta table at all: it would also read the files of replaced versions, which stay until `vacuum`.
+and consistently, but read the two tables at their own latest versions: a plain reader of quarantine alone sees
+the quarantine of a writer killed before its trips commit, until the month's next write replaces it.
+`scan_parquet` over the folders does not read a Delta table at all: it would also read the files of replaced
+versions, which stay until `vacuum`.
 """
 
 from __future__ import annotations
@@ -34,14 +36,18 @@ class MonthFiles:
 
 
 def month_commit(table: DeltaTable, service: str, month: Month) -> dict | None:
-    """The lineage metadata of the newest commit of `table` (as opened) that wrote the month, or None.
+    """The lineage metadata of the commit of `table` (as opened) that wrote the month it holds, or None.
 
-    Reads the table's history (every commit's metadata). deltalake 1.6 holds Python's GIL while it does, so an
-    S3 server running in the same Python process (moto in a test's thread) cannot answer it: run that one apart."""
-    version = table.version()
+    The commit is found by the month's write id (its mark in the table's state), not as the newest commit of the
+    month: after a restore (`rollback_lake`) the month's content is an older commit's. Reads the table's history
+    (every commit's metadata). deltalake 1.6 holds Python's GIL while it does, so an S3 server running in the same
+    Python process (moto in a test's thread) cannot answer it: run that one apart."""
+    version, write_id = table.version(), table.transaction_version(month_key(service, month))
+    if not write_id:
+        return None
     for commit in table.history():
         metadata = commit.get(LINEAGE_KEY) or {}
-        if commit["version"] <= version and metadata.get("service") == service and metadata.get("month") == str(month):
+        if commit["version"] <= version and metadata.get("write_id") == write_id and metadata.get("service") == service:
             return {**metadata, "table_version": commit["version"], "timestamp": commit.get("timestamp")}
     return None
 
@@ -50,7 +56,7 @@ def paired_quarantine(root: str, trips: DeltaTable, service: str, month: Month) 
     """The quarantine table as of the run that wrote the month's trips in `trips`; None if it never wrote one."""
     write_id = trips.transaction_version(month_key(service, month))
     latest = open_table(root, "quarantine")
-    if write_id is None or latest is None:
+    if not write_id or latest is None:  # never written, or removed by a restore (mark 0)
         return None
     if latest.transaction_version(month_key(service, month)) == write_id:
         return latest
