@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.lake import MonthFiles, lake_snapshot
-from tasks.settings import PARQUET_COMPRESSION, s3_endpoint_url, storage_options
+from tasks.settings import PARQUET_COMPRESSION, polars_storage_options, storage_options
 
 KEYS = ("service", "pickup_date", "pu_location_id")
 MART_SCHEMA = pa.schema(
@@ -87,13 +87,6 @@ def _file_partitions(months: list[MonthFiles], dataset: str) -> list[tuple[str, 
 # ---- polars lazy ---------------------------------------------------------------------------------------------
 
 
-def polars_storage_options(uri: str) -> dict | None:
-    """polars' own (object_store) options: only the endpoint differs from AWS; credentials come from the env."""
-    if uri.startswith("s3://") and (endpoint := s3_endpoint_url()):
-        return {"aws_endpoint_url": endpoint, "aws_allow_http": str(endpoint.startswith("http://")).lower()}
-    return None
-
-
 def _scan_with_partitions(root: str, files: list[tuple[str, str, int, int]]) -> pl.LazyFrame:
     """One lazy scan of the snapshot's files, each row given its file's `service`, `year` and `month`."""
     partitions = pl.LazyFrame(
@@ -102,7 +95,7 @@ def _scan_with_partitions(root: str, files: list[tuple[str, str, int, int]]) -> 
         schema={"_file": pl.String, "service": pl.String, "year": pl.Int32, "month": pl.Int32},
     )
     scan = pl.scan_parquet(
-        [f[0] for f in files], storage_options=polars_storage_options(root), include_file_paths="_file"
+        [f[0] for f in files], storage_options=polars_storage_options(root) or None, include_file_paths="_file"
     )
     return scan.join(partitions, on="_file", how="left").drop("_file")
 

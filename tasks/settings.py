@@ -170,7 +170,11 @@ def fsspec_options(uri: str) -> dict:
 def polars_storage_options(uri: str) -> dict:
     """The same endpoint and keys for polars, which reads object_store keys (`aws_endpoint_url`), not fsspec's."""
     endpoint, keys = _endpoint_and_keys(uri)
-    options = {"aws_endpoint_url": endpoint} if endpoint else {}
+    options = (
+        {"aws_endpoint_url": endpoint, "aws_allow_http": str(endpoint.startswith("http://")).lower()}
+        if endpoint
+        else {}
+    )
     if keys:
         options["aws_access_key_id"], options["aws_secret_access_key"] = keys
     return options
