@@ -21,10 +21,10 @@ from benchmarks.monitoring_case import monitoring_overhead_case
 from benchmarks.storage_cases import s3_results_case, serializer_case
 from flows import caching, disk_io, quote
 from flows.etl import taxi_etl
-from tasks.measure import Result, interleaved_timings, timings
 from tasks.months import Month
-from tasks.pipeline import run_month
-from tasks.zones import load_zone_table
+from tasks.observe.measure import Result, interleaved_timings, timings
+from tasks.pipeline.month import run_month
+from tasks.pipeline.zones import load_zone_table
 
 
 def at_least(result: Result, times: float, target: str = "") -> Result:

@@ -18,7 +18,7 @@ from distributed import Client, LocalCluster
 
 from benchmarks.harness import Size, months_on_disk
 from flows import dask_runner
-from tasks.measure import Result, spread
+from tasks.observe.measure import Result, spread
 
 ENGINES = ("pandas", "polars")
 WORKERS = 2
@@ -36,7 +36,7 @@ def months_on_dask(address: str, **parameters: object) -> list[dict]:
 
 
 def _import_project() -> None:
-    importlib.import_module("tasks.pipeline")
+    importlib.import_module("tasks.pipeline.month")
 
 
 def start_cluster() -> tuple[LocalCluster, Client]:

@@ -13,7 +13,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from benchmarks import run
-from tasks.metrics_publish import monitored
+from tasks.observe.metrics_publish import monitored
 
 
 @monitored

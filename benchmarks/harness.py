@@ -15,8 +15,8 @@ from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 from data.generate import write_month
 from servers import start_prefect, stop
 from tasks import settings
-from tasks.extract import read_trip_file
 from tasks.months import Month
+from tasks.pipeline.extract import read_trip_file
 from tasks.schema import normalize_table
 
 MONTHS = [f"2025-{m:02d}" for m in range(1, 13)]
@@ -58,7 +58,7 @@ def prefect_server(workdir: Path) -> Iterator[str]:
 
     Nothing is written to `os.environ`: the server gets its home in its own environment, this process its URL
     through `temporary_settings`, and each child process it starts is handed the URL explicitly
-    (`tasks.measure.run_child`, and the Dask runner's worker environment).
+    (`tasks.observe.measure.run_child`, and the Dask runner's worker environment).
     """
     records, settings.RUN_DIR = settings.RUN_DIR, workdir / "run"  # never touch servers `make` started
     try:

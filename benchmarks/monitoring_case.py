@@ -1,6 +1,7 @@
 """The benchmark's `monitoring_overhead` row: one month through `taxi_etl` with per-task metrics and without.
 
-The hooks are attached when the flows are imported (`TAXI_TASK_METRICS`, `tasks/metrics.py`), so the two variants
+The hooks are attached when the flows are imported (`TAXI_TASK_METRICS`, `tasks/observe/metrics.py`), so the two
+variants
 run in fresh processes, alternately: each process runs the flow once to warm up, then `--runs` timed times, and
 prints its samples. "With" includes everything the mechanism does: the task hooks, their log lines, the flow
 hooks, the artifact, the log lines and the month events. The details add what one task run's hooks cost, timed
@@ -18,7 +19,7 @@ import statistics
 from pathlib import Path
 
 from benchmarks.harness import Size, months_on_disk
-from tasks.measure import Result, interleaved_timings, run_child, spread, timings
+from tasks.observe.measure import Result, interleaved_timings, run_child, spread, timings
 
 VARIANTS = {"with": "on", "without": "off"}
 RUNS_PER_PROCESS = 2
@@ -53,7 +54,7 @@ def hook_cost(repeats: int, calls: int = 50) -> dict[str, object]:
     """Seconds per call of a task that does nothing, with and without the metrics hooks, in one flow run."""
     from prefect import flow, task
 
-    from tasks.metrics import metered
+    from tasks.observe.metrics import metered
 
     def nothing() -> None:
         return None

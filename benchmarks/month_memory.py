@@ -3,7 +3,7 @@
     python -m benchmarks.month_memory                        # 3M and 12M rows, each variant, 2 interleaved repeats
     python -m benchmarks.month_memory --rows 3000000 --repeats 3 --variant project
 
-Each measurement is `tasks.pipeline.run_month` (the polars engine: one lazy plan from scan to two local parquet
+Each measurement is `tasks.pipeline.month.run_month` (the polars engine: one lazy plan from scan to two local parquet
 files, then committed to the lake's Delta tables as written) on a generated yellow month, in a fresh process, which
 prints its own peak RSS (`VmHWM`), wall and CPU seconds, and the seconds of the month's two Delta commits (inside
 `tasks.lake.tables._commit_month`, placing the file and committing it, timed in the same run): the commit should
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.peak_memory import peak_rss_bytes
+from tasks.observe.peak_memory import peak_rss_bytes
 
 DEFAULT_ROWS = (3_000_000, 12_000_000)
 MONTH = "2024-03"  # holds a DST change, so the plan's offset lookups run too
@@ -69,8 +69,8 @@ def timed_commits() -> list[float]:
 def measure_month(source: str) -> dict[str, float]:
     """Run one month with the polars engine into a temporary lake; this process's figures (child side)."""
     from tasks.months import Month
-    from tasks.pipeline import run_month
-    from tasks.zones import load_zone_table
+    from tasks.pipeline.month import run_month
+    from tasks.pipeline.zones import load_zone_table
 
     zones = load_zone_table()
     commits = timed_commits()

@@ -27,7 +27,7 @@ from benchmarks import cases, harness
 from benchmarks.report import update_readme, write_chart, write_markdown
 from benchmarks.scale import scale_case
 from benchmarks.scale_chart import SCALE_CHART, write_scale_chart
-from tasks.measure import Result
+from tasks.observe.measure import Result
 
 OUT_DIR = Path(__file__).resolve().parent
 console = Console(stderr=True)

@@ -49,7 +49,7 @@ from benchmarks.scale_rows import (
 from data.generate import MonthFile, requested_months, write_months
 from servers import start_dask, stop
 from tasks import settings
-from tasks.measure import Result, peak_rss_mib, run_child
+from tasks.observe.measure import Result, peak_rss_mib, run_child
 
 YEAR = 2024
 console = Console(stderr=True)  # a full section runs for minutes: say what each measurement gave
@@ -64,7 +64,7 @@ def generated_months(rows: int, count: int, folder: Path) -> tuple[str, list[str
 
 
 def _import_project() -> None:
-    importlib.import_module("tasks.pipeline")
+    importlib.import_module("tasks.pipeline.month")
 
 
 @dataclass

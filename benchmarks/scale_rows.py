@@ -9,7 +9,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from tasks.measure import Result, spread
+from tasks.observe.measure import Result, spread
 
 BIG_MONTH_FACTOR = 4  # the month whose peak must stay near a normal month's (issue 8: 12M against 3M rows)
 WORKERS = 2  # processes of bare polars' parallel variant and Dask workers: the machine's cores

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from tasks.measure import peak_rss_mib
+from tasks.observe.measure import peak_rss_mib
 
 
 def wait_for_parties(barrier: Path, parties: int) -> None:
@@ -35,8 +35,8 @@ def run_bare(source: str, months: list[str], output: str) -> int:
     """The months through `run_month` (the polars plan and the Delta commit, no Prefect run), one after another;
     the rows read."""
     from tasks.months import Month
-    from tasks.pipeline import run_month
-    from tasks.zones import load_zone_table
+    from tasks.pipeline.month import run_month
+    from tasks.pipeline.zones import load_zone_table
 
     zones = load_zone_table()
     rows = 0
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["TAXI_MONTH_THREADS"] = str(args.month_threads)
     months = args.months.split(",")
     if args.how == "bare":
-        from tasks.engines import polars_month  # noqa: F401 (imported before the clock starts, as taxi_etl is)
+        from tasks.pipeline.engines import polars_month  # noqa: F401 (imported before the clock starts, as taxi_etl is)
 
         work = lambda: run_bare(args.source, months, args.output)  # noqa: E731
     else:

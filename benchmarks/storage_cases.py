@@ -16,11 +16,11 @@ from blocks.register import ensure_bucket
 from flows import compression
 from servers import start_s3, stop
 from tasks import settings
-from tasks.measure import Result, interleaved_timings, spread
 from tasks.months import Month
-from tasks.pipeline import read_month_in_memory
+from tasks.observe.measure import Result, interleaved_timings, spread
+from tasks.pipeline.month import read_month_in_memory
+from tasks.pipeline.zones import load_zone_table
 from tasks.serializers import ParquetSerializer
-from tasks.zones import load_zone_table
 
 MIB = 2**20
 

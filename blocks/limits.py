@@ -7,10 +7,10 @@ Two kinds of limit guard shared resources that no single run can see the whole o
   download takes one of `DOWNLOAD_BURST` slots (`prefect.concurrency.sync.rate_limit`), which decay at
   `DOWNLOAD_SLOTS_PER_SECOND` instead of being given back: at most `DOWNLOAD_BURST` start at once, then one per
   `1 / DOWNLOAD_SLOTS_PER_SECOND` seconds, across every run, process and Dask worker on the same Prefect API.
-- `taxi-write-<service>-<yyyy>-<mm>`, one writer per month (`tasks/write_lock.py`), created on first use.
+- `taxi-write-<service>-<yyyy>-<mm>`, one writer per month (`tasks/lake/write_lock.py`), created on first use.
 
 With `strict=False` Prefect only warns about a missing limit and runs unguarded, so every limit is created first
-(`tasks.concurrency_limits.ensure_limit`, on first use too) and used with `strict=True`.
+(`tasks.lake.concurrency_limits.ensure_limit`, on first use too) and used with `strict=True`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from functools import cache
 
 from prefect.concurrency.sync import rate_limit
 
-from tasks.concurrency_limits import LimitSpec, ensure_limit
+from tasks.lake.concurrency_limits import LimitSpec, ensure_limit
 
 DOWNLOAD_LIMIT = "taxi-tlc-downloads"
 DOWNLOAD_BURST = 4

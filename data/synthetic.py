@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.months import Month
-from tasks.zones import JFK, LAGUARDIA, NEWARK, OUTSIDE_NYC, UNKNOWN_ZONE, ZONE_SCHEMA
+from tasks.pipeline.zones import JFK, LAGUARDIA, NEWARK, OUTSIDE_NYC, UNKNOWN_ZONE, ZONE_SCHEMA
 
 MONEY = pa.float64()
 # Official yellow and green parquet schemas from 2024 on (cbd_congestion_fee exists from January 2025).

@@ -1,7 +1,8 @@
 """Build-time hooks for the course site (mkdocs.yml `hooks:`): every figure on a page comes from the project itself.
 
 A page asks for generated content with a macro, `{{ name(arguments) }}`, which this hook replaces before Markdown
-is rendered: the rule table from `tasks/rules.py`, the canonical schema from `tasks/schema.py`, benchmark rows from
+is rendered: the rule table from `tasks/pipeline/rules.py`, the canonical schema from `tasks/schema.py`, benchmark
+rows from
 `benchmarks/results.json` (`docs/benchmark_macros.py`), values from `tasks/settings.py`. An unknown macro, a
 benchmark row that does not exist or a missing generated file fails the build, so a page cannot quietly keep a
 stale or hand-typed number.
@@ -135,7 +136,7 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 def rules_table() -> str:
     """The validation rules in the order they are checked, with the reason code a quarantined row carries."""
-    from tasks.rules import RULES
+    from tasks.pipeline.rules import RULES
 
     return markdown_table(
         ["order", "reason", "a row is quarantined when"],
@@ -144,8 +145,8 @@ def rules_table() -> str:
 
 
 def duration_note() -> str:
-    """How durations are measured across daylight-saving changes (`tasks.rules.DURATION_ON_INSTANTS`)."""
-    from tasks.rules import DURATION_ON_INSTANTS
+    """How durations are measured across daylight-saving changes (`tasks.pipeline.rules.DURATION_ON_INSTANTS`)."""
+    from tasks.pipeline.rules import DURATION_ON_INSTANTS
 
     return DURATION_ON_INSTANTS.strip()
 

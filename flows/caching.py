@@ -1,12 +1,12 @@
 """Lesson 4, caching across flow runs: skip a month when nothing that decides its output has changed.
 
-What it does. A whole month (`tasks.pipeline.run_month`) runs as one task with `cache_policy=(INPUTS - "zones")
+What it does. A whole month (`tasks.pipeline.month.run_month`) runs as one task with `cache_policy=(INPUTS - "zones")
 + TASK_SOURCE`: its key hashes the task's code and its inputs, and Prefect persists the small result (the month's
 summary and output paths) under that key. The inputs are chosen so the key covers everything that decides the
 month's outputs, and nothing that is expensive to hash:
-- a *fingerprint* of the source (URI, size, and ETag or modification time; `tasks.extract.source_fingerprint`),
+- a *fingerprint* of the source (URI, size, and ETag or modification time; `tasks.pipeline.extract.source_fingerprint`),
   read from metadata in milliseconds, instead of the data itself;
-- the *output version* (`tasks.pipeline.output_version`): a digest of the source of the pipeline modules under
+- the *output version* (`tasks.pipeline.month.output_version`): a digest of the source of the pipeline modules under
   `tasks/` (validation rules, engines, schema, transforms, writer), of the rules and limits in force, and of the
   zone table's content. The wrapper's own source (`TASK_SOURCE`) is only a thin shell around them;
 - the service, month, engine and output root.
@@ -48,14 +48,14 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
 from tasks import settings
-from tasks.extract import source_fingerprint
-from tasks.lesson_report import publish_lesson_table
-from tasks.metrics import metered
-from tasks.metrics_publish import monitored
 from tasks.months import Month
-from tasks.pipeline import output_version, run_month
-from tasks.plan import sample_plan
-from tasks.zones import ZoneTable, load_zones
+from tasks.observe.lesson_report import publish_lesson_table
+from tasks.observe.metrics import metered
+from tasks.observe.metrics_publish import monitored
+from tasks.pipeline.extract import source_fingerprint
+from tasks.pipeline.month import output_version, run_month
+from tasks.pipeline.plan import sample_plan
+from tasks.pipeline.zones import ZoneTable, load_zones
 
 ARTIFACT_KEY = "lesson-caching"
 

@@ -51,10 +51,10 @@ from prefect.runtime import flow_run
 from prefect.serializers import CompressedJSONSerializer, CompressedSerializer, PickleSerializer, Serializer
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 
-from tasks.lesson_report import publish_lesson_table
-from tasks.measure import seconds
-from tasks.metrics import metered
-from tasks.metrics_publish import monitored
+from tasks.observe.lesson_report import publish_lesson_table
+from tasks.observe.measure import seconds
+from tasks.observe.metrics import metered
+from tasks.observe.metrics_publish import monitored
 from tasks.serializers import ParquetSerializer
 
 SERIALIZERS: dict[str, Serializer] = {

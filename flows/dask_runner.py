@@ -1,6 +1,6 @@
 """Lesson 6, the Dask task runner: months processed in parallel on a Dask cluster, local or existing.
 
-What it does. `dask_months` maps `tasks.pipeline.etl_month` over the months with `.map()`, so each month is a
+What it does. `dask_months` maps `tasks.pipeline.month.etl_month` over the months with `.map()`, so each month is a
 task on a Dask worker; `task_runner=DaskTaskRunner(...)` is chosen per run with `with_options`. With no address
 it starts a `LocalCluster` of worker processes; with `address="tcp://..."` it uses an existing scheduler (`make
 dask` starts one with two workers on 127.0.0.1). A last task runs a `dask.dataframe` aggregation on the same
@@ -42,12 +42,12 @@ from prefect_dask import get_dask_client
 from flows.runners import dask_task_runner
 from tasks import settings
 from tasks.lake import lake_snapshot
-from tasks.lesson_report import publish_lesson_table
-from tasks.metrics import current_run_rows, metered
-from tasks.metrics_publish import monitored
-from tasks.pipeline import etl_month, run_month
-from tasks.plan import sample_plan
-from tasks.zones import load_zones
+from tasks.observe.lesson_report import publish_lesson_table
+from tasks.observe.metrics import current_run_rows, metered
+from tasks.observe.metrics_publish import monitored
+from tasks.pipeline.month import etl_month, run_month
+from tasks.pipeline.plan import sample_plan
+from tasks.pipeline.zones import load_zones
 
 ARTIFACT_KEY = "lesson-dask"
 

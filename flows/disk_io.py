@@ -3,7 +3,7 @@
 What it does. Two flows compute the same report (trips per pickup borough per month) over several months:
 - `months_in_memory`: each month's task returns its trips table, the flow holds them all, and a report task
   receives the list. Every month stays in the flow process's memory until the end.
-- `months_via_paths`: each month's task writes its partition (`tasks.pipeline.etl_month`) and returns only its
+- `months_via_paths`: each month's task writes its partition (`tasks.pipeline.month.etl_month`) and returns only its
   summary; the report task gets the lake's trips table (a path) and scans it lazily with polars (`scan_delta`),
   reading just the months and the two columns it needs. At most one month is in memory at a time, in the task
   that is processing it.
@@ -41,14 +41,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import settings
-from tasks.lesson_report import publish_lesson_table
-from tasks.measure import peak_rss_mb, run_child
-from tasks.metrics import metered
-from tasks.metrics_publish import monitored
 from tasks.months import Month
-from tasks.pipeline import etl_month, read_month_in_memory
-from tasks.plan import sample_plan
-from tasks.zones import ZoneTable, load_zones
+from tasks.observe.lesson_report import publish_lesson_table
+from tasks.observe.measure import peak_rss_mb, run_child
+from tasks.observe.metrics import metered
+from tasks.observe.metrics_publish import monitored
+from tasks.pipeline.month import etl_month, read_month_in_memory
+from tasks.pipeline.plan import sample_plan
+from tasks.pipeline.zones import ZoneTable, load_zones
 
 
 @metered

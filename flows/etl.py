@@ -1,7 +1,7 @@
 """`taxi_etl`: the months of one service, each one task run of `etl_month`, then a summary of the run.
 
 The flow reads top to bottom as a run goes: plan the months, check the output, load the zone table, submit one
-`etl_month` task run per month (`month-yellow-2025-01`, the composition in `tasks/pipeline.py`), wait for every
+`etl_month` task run per month (`month-yellow-2025-01`, the composition in `tasks/pipeline/month.py`), wait for every
 month, publish the summary. The months are task runs of this flow, so its run page lists them, its Artifacts tab
 holds the summary, and its log holds a failed month's traceback.
 
@@ -40,16 +40,16 @@ from flows.runners import (
     retry_month_if_transient,
 )
 from tasks import settings
-from tasks.metrics import current_run_rows
-from tasks.metrics_publish import monitored
 from tasks.months import Month
-from tasks.output_check import check_output_root
-from tasks.pipeline import etl_month
-from tasks.plan import plan_run, scheduled_time
+from tasks.observe.metrics import current_run_rows
+from tasks.observe.metrics_publish import monitored
+from tasks.pipeline.month import etl_month
+from tasks.pipeline.output_check import check_output_root
+from tasks.pipeline.plan import plan_run, scheduled_time
+from tasks.pipeline.report import RunSummary, publish_summary
+from tasks.pipeline.zones import ZoneTable, load_zones
 from tasks.redact import hide_url_credentials_in_logs, redact_text, redact_url, redacted_errors, reveal
-from tasks.report import RunSummary, publish_summary
 from tasks.retries import network_retry_options
-from tasks.zones import ZoneTable, load_zones
 
 hide_url_credentials_in_logs()  # a source URL's credentials (presigned, user:password@) never reach a log record
 

@@ -10,10 +10,11 @@ from contextlib import contextmanager
 
 from prefect import Flow
 from prefect.exceptions import MissingResult
+from prefect.states import State
 
 from tasks import settings
+from tasks.pipeline.report import MonthSummary, RunSummary, render_markdown
 from tasks.redact import SecretUrl
-from tasks.report import MonthSummary, RunSummary, render_markdown
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -106,14 +107,14 @@ def sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def main(flow_on: Callable[..., Flow], argv: list[str] | None = None) -> int:
+def main(flow_on: Callable[..., Flow[..., dict | State]], argv: list[str] | None = None) -> int:
     """Run `flow_on(runner, dask_address)` (`flows.etl.taxi_etl_on`) once per service the arguments ask for."""
     args = parse_args(argv)
     with sigterm_exits():
         return run_services(flow_on(args.runner, args.dask_address), args)
 
 
-def run_services(taxi_etl: Flow, args: argparse.Namespace) -> int:
+def run_services(taxi_etl: Flow[..., dict | State], args: argparse.Namespace) -> int:
     """`taxi_etl` for each service; prints each summary, stops at the first failure."""
     for service in default_services(args):
         state = taxi_etl(

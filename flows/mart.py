@@ -42,9 +42,9 @@ from flows.runners import dask_task_runner
 from tasks import settings
 from tasks.lake import lake_snapshot
 from tasks.mart import EmptyLakeError, dask_mart, mart_path, polars_mart, read_mart, write_mart
-from tasks.pipeline import run_month
-from tasks.plan import sample_plan
-from tasks.zones import load_zones
+from tasks.pipeline.month import run_month
+from tasks.pipeline.plan import sample_plan
+from tasks.pipeline.zones import load_zones
 
 Engine = Literal["dask", "polars"]
 SERVICE_COLORS = {"yellow": "goldenrod", "green": "seagreen"}

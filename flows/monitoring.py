@@ -4,14 +4,15 @@ Three questions a team asks of a pipeline: how long did each step take and what 
 and what is the bottleneck. This lesson runs `taxi_etl` on the committed sample and answers each from what the run
 left behind, with the project's one monitoring mechanism:
 
-- Per-task figures. `@metered` (`tasks/metrics.py`) adds state hooks to a task: when a task run starts it notes the
+- Per-task figures. `@metered` (`tasks/observe/metrics.py`) adds state hooks to a task: when a task run starts it
+notes the
   process's CPU time; when it ends it records wall and CPU seconds, the process's peak RSS, rows and bytes in and
-  out, and retries. `@monitored` (`tasks/metrics_publish.py`) adds flow hooks that gather a run's records (from
+  out, and retries. `@monitored` (`tasks/observe/metrics_publish.py`) adds flow hooks that gather a run's records (from
   its threads and its Dask workers) and publish them: the table artifact `taxi-task-metrics`, log lines, and
   Prefect events `taxi.month.loaded`, `taxi.month.failed`, `taxi.quarantine.high` related to the run. The lesson
   reads the records and the events back from the API, as a dashboard or an automation would.
 - Prometheus. With `TAXI_PUSHGATEWAY_URL` set (`make monitor` starts a Pushgateway and Prometheus), each
-  `taxi_etl` run pushes its figures when it ends (`tasks/prometheus.py`): a batch job is over before any scrape
+  `taxi_etl` run pushes its figures when it ends (`tasks/observe/prometheus.py`): a batch job is over before any scrape
   would find it. `monitoring/` holds the Prometheus config, alert rules with unit tests and a Grafana dashboard.
 - Run history. `perf-report` (`flows/perf_report.py`) reads the last runs' task runs from the API and names the
   step with the largest share of the newest run's wall time, with regressions against each step's rolling median.
@@ -50,9 +51,9 @@ from prefect.events.schemas.events import ReceivedEvent
 from flows.etl import taxi_etl
 from flows.perf_report import read_history
 from tasks import settings
-from tasks.lesson_report import publish_lesson_table
-from tasks.metrics_publish import monitored
-from tasks.perf_history import bottleneck, step_stats
+from tasks.observe.lesson_report import publish_lesson_table
+from tasks.observe.metrics_publish import monitored
+from tasks.observe.perf_history import bottleneck, step_stats
 
 ARTIFACT_KEY = "lesson-monitoring"
 MONTH_EVENTS = ["taxi.month.loaded", "taxi.month.failed", "taxi.quarantine.high"]

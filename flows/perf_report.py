@@ -8,11 +8,11 @@ It writes, under `output_dir` (default `reports/perf/`), and publishes the markd
 - `perf-report.md`: per step p50, p95 and max seconds, share of the run's wall time, the bottleneck, the
   regressions against each step's rolling median, quarantine by month and reason, and links to Dask's
   performance report and dashboard when a run left them (link artifacts `dask-performance-report`, `dask-dashboard`);
-- `task-runs.csv`: one row per task run, everything the analysis used (`tasks.perf_history.TaskRunRow`);
+- `task-runs.csv`: one row per task run, everything the analysis used (`tasks.observe.perf_history.TaskRunRow`);
 - `gantt-latest.png` (the newest run's task runs on their workers or thread slots) and `trend.png`.
 
 The `perf-report` deployment runs it each time a `taxi_etl` flow run completes (a deployment trigger in
-`prefect.yaml`); the analysis itself is `tasks/perf_history.py`, pure functions over plain rows.
+`prefect.yaml`); the analysis itself is `tasks/observe/perf_history.py`, pure functions over plain rows.
 
     python -m flows.perf_report --help
     source .run/prefect.env && python -m flows.perf_report --last-runs 10
@@ -49,8 +49,8 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
 
 from tasks import settings
-from tasks.perf_charts import draw_gantt, draw_trend
-from tasks.perf_history import (
+from tasks.observe.perf_charts import draw_gantt, draw_trend
+from tasks.observe.perf_history import (
     History,
     TaskRunRow,
     assign_lanes,
@@ -60,9 +60,9 @@ from tasks.perf_history import (
     step_stats,
     step_trend,
 )
-from tasks.perf_markdown import render_report
+from tasks.observe.perf_markdown import render_report
 
-METRICS_ARTIFACT = "taxi-task-metrics"  # the monitoring contract's per-run table (tasks/metrics.py)
+METRICS_ARTIFACT = "taxi-task-metrics"  # the monitoring contract's per-run table (tasks/observe/metrics.py)
 DASK_LINK_ARTIFACTS = ("dask-performance-report", "dask-dashboard")
 REPORT_ARTIFACT = "perf-report"
 PERF_REPORT_DIR = settings.PROJECT_ROOT / "reports" / "perf"

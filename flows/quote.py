@@ -35,11 +35,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import opaque, quote
 
 from tasks import settings
-from tasks.extract import read_trip_file
-from tasks.lesson_report import publish_lesson_table
-from tasks.measure import Result, seconds
-from tasks.metrics import metered
-from tasks.metrics_publish import monitored
+from tasks.observe.lesson_report import publish_lesson_table
+from tasks.observe.measure import Result, seconds
+from tasks.observe.metrics import metered
+from tasks.observe.metrics_publish import monitored
+from tasks.pipeline.extract import read_trip_file
 from tasks.schema import normalize_table
 
 

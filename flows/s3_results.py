@@ -41,14 +41,14 @@ from prefect_aws import AwsCredentials, S3Bucket
 
 from blocks.register import credentials_from_env, save_blocks
 from tasks import settings
-from tasks.lesson_report import publish_lesson_table
-from tasks.metrics import metered
-from tasks.metrics_publish import monitored
 from tasks.months import Month
-from tasks.pipeline import read_month_in_memory
-from tasks.plan import sample_plan
+from tasks.observe.lesson_report import publish_lesson_table
+from tasks.observe.metrics import metered
+from tasks.observe.metrics_publish import monitored
+from tasks.pipeline.month import read_month_in_memory
+from tasks.pipeline.plan import sample_plan
+from tasks.pipeline.zones import load_zone_table
 from tasks.serializers import ParquetSerializer
-from tasks.zones import load_zone_table
 
 RESULT_PREFIX = "lesson-s3"
 ARTIFACT_KEY = "lesson-s3-results"

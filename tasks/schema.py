@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.observe.run_log import step_logger
 from tasks.redact import RedactsUrls
-from tasks.run_log import step_logger
 
 CODE = pa.int32()
 MONEY = pa.float64()
@@ -134,7 +134,7 @@ class CanonicalColumn:
 class ColumnMapping:
     """How one file's columns become `CANONICAL_SCHEMA`, decided from their names alone (`map_columns`).
 
-    The one description both engines apply (`normalize_table` with pyarrow, `tasks.engines.polars_normalize`
+    The one description both engines apply (`normalize_table` with pyarrow, `tasks.pipeline.engines.polars_normalize`
     with polars), so they cannot drift: same aliases, columns dropped, folds (`judge_folds`) and typed nulls. Each
     engine only says how to cast one column: NaN and infinities to null, zoned times to New York wall times, text
     times as `TEXT_TIME_FORMAT`, and never changing a value (`lossy_cast_error`).

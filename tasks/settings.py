@@ -52,17 +52,18 @@ S3_CONNECT_TIMEOUT_SECONDS = 5
 S3_READ_TIMEOUT_SECONDS = 60
 S3_CLIENT_ATTEMPTS = 2
 
-# Validation limits (tasks/rules.py documents each rule that uses them).
+# Validation limits (tasks/pipeline/rules.py documents each rule that uses them).
 MAX_TRIP_HOURS = 24
 MAX_TRIP_MILES = 250
 MAX_AVG_SPEED_MPH = 100
-# A file is refused for a month when more than this share of its pickups fall in other months (tasks/validate.py).
+# A file is refused for a month when more than this share of its pickups fall in other months
+# (tasks/pipeline/validate.py).
 MAX_SHARE_OUTSIDE_MONTH = 0.5
 
 # Output files: parquet, zstd-compressed, in Delta tables partitioned by service, year and month.
 PARQUET_COMPRESSION = "zstd"
 
-# One writer per month (tasks/write_lock.py): how long a second writer waits for the month's slot, and how long a
+# One writer per month (tasks/lake/write_lock.py): how long a second writer waits for the month's slot, and how long a
 # killed writer's slot stays taken before the server frees it (a live writer renews its lease as it goes).
 WRITE_LOCK_TIMEOUT_SECONDS = 300
 WRITE_LOCK_LEASE_SECONDS = 60
@@ -89,7 +90,8 @@ def source_url() -> str | None:
 
 
 def staging_root() -> str:
-    """Where a month is staged on local disk (`tasks/staging.py`): `TAXI_STAGING_DIR`, else the system's temporary
+    """Where a month is staged on local disk (`tasks/pipeline/staging.py`): `TAXI_STAGING_DIR`, else the system's
+    temporary
     folder. Each month running at once stages its source (if not a local parquet file) and its output files there."""
     return os.environ.get("TAXI_STAGING_DIR") or tempfile.gettempdir()
 
@@ -269,7 +271,7 @@ MART_CHART = PROJECT_ROOT / "reports" / "mart" / "daily-trips-by-borough.png"
 MART_DASK_WORKERS = 2  # a LocalCluster's workers; the mart task holds one while the dataframe runs on the others
 
 
-# Monitoring (tasks/metrics.py, tasks/metrics_publish.py, tasks/prometheus.py).
+# Monitoring (tasks/observe/metrics.py, tasks/observe/metrics_publish.py, tasks/observe/prometheus.py).
 # A month whose quarantined rows exceed this share of its rows in emits `taxi.quarantine.high`.
 QUARANTINE_ALERT_RATIO = 0.05
 

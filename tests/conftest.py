@@ -27,7 +27,7 @@ import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 
 from tasks import settings  # noqa: E402
-from tasks.zones import load_zone_table  # noqa: E402
+from tasks.pipeline.zones import load_zone_table  # noqa: E402
 
 REAL_DATA = settings.PROJECT_ROOT.parent / "shared" / "data" / "tlc"
 

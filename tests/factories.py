@@ -9,9 +9,9 @@ from datetime import datetime
 import polars as pl
 import pyarrow as pa
 
-from tasks.engines import polars_month
-from tasks.extract import parquet_to_scan
 from tasks.months import Month
+from tasks.pipeline.engines import polars_month
+from tasks.pipeline.extract import parquet_to_scan
 from tasks.schema import CANONICAL_SCHEMA
 
 JAN_2025 = Month(2025, 1)

@@ -23,7 +23,7 @@ from benchmarks.report import (
 )
 from benchmarks.scale_chart import SCALE_CHART
 from tasks import settings
-from tasks.measure import Result, interleaved_timings
+from tasks.observe.measure import Result, interleaved_timings
 
 BENCHMARKS = settings.PROJECT_ROOT / "benchmarks"
 SCALE_ROWS = {"year_wall", "year_linearity", "year_peak_rss", "month_peak_rss_growth", "dask_year"}

@@ -29,8 +29,8 @@ from data.generate import MonthFile, write_months
 from flows.etl import taxi_etl, taxi_etl_on
 from tasks import settings
 from tasks.lake import read_month
+from tasks.lake.write_lock import write_lock_name
 from tasks.months import Month
-from tasks.write_lock import write_lock_name
 from tests.runs import task_runs_of
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
@@ -113,7 +113,7 @@ def kill_in_a_running_month(address: str, victim: str, group: int, deadline: flo
 
     The victim is frozen first (SIGSTOP), so what is read next cannot change under us: if the month's write slot is
     taken, the victim is committing, and it is let go (SIGCONT) to be caught in its next month. A holder killed
-    with the slot would leave it taken on this temporary server (tasks/write_lock.py): a different fault.
+    with the slot would leave it taken on this temporary server (tasks/lake/write_lock.py): a different fault.
     """
     with Client(address, timeout=30) as client, get_client(sync_client=True) as prefect:
         while time.monotonic() < deadline:

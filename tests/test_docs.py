@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks import settings
-from tasks.rules import RULES
+from tasks.pipeline.rules import RULES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXERCISES = PROJECT_ROOT / "docs" / "exercises"

@@ -19,8 +19,8 @@ import pytest
 
 from data.generate import write_month
 from tasks import settings
-from tasks.extract import SourceError, read_trip_file, source_fingerprint
 from tasks.months import Month
+from tasks.pipeline.extract import SourceError, read_trip_file, source_fingerprint
 from tasks.retries import is_transient
 from tests.factories import open_month
 
@@ -95,8 +95,8 @@ def test_s3_source(s3_bucket):
 STREAM_AND_MEASURE = """
 import sys
 import polars as pl
-from tasks.engines import polars_month
-from tasks.extract import parquet_to_scan
+from tasks.pipeline.engines import polars_month
+from tasks.pipeline.extract import parquet_to_scan
 with parquet_to_scan(sys.argv[1]) as (location, rows):
     frame = polars_month.read(location, "yellow", sys.argv[1])
     totals = frame.select(pl.len(), pl.col("total_amount").sum()).collect(engine="streaming")
@@ -159,7 +159,9 @@ def test_a_csv_month_is_converted_on_disk_and_removed_when_the_month_ends(tmp_pa
         patch.setattr(tempfile, "tempdir", str(staging))
         with open_month(str(source), "green") as (frame, rows):
             (staged,) = staging.rglob("*.parquet")
-            assert staged.parent.name.startswith(f"taxi-source-{os.getpid()}-")  # its owner named: tasks.staging
+            assert staged.parent.name.startswith(
+                f"taxi-source-{os.getpid()}-"
+            )  # its owner named: tasks.pipeline.staging
             assert frame.select(pl.len()).collect(engine="streaming").item() == rows == sample_table.num_rows
         assert list(staging.iterdir()) == []
         with pytest.raises(RuntimeError, match="the month failed"), open_month(str(source), "green"):

@@ -26,7 +26,7 @@ from flows.etl import taxi_etl
 from flows.runners import retry_month_if_transient
 from servers.local_s3 import start_moto
 from tasks import settings
-from tasks.extract import SourceError, read_trip_file
+from tasks.pipeline.extract import SourceError, read_trip_file
 from tasks.retries import is_transient, network_retry_options, retry_delays, retry_if_transient
 from tests.runs import task_runs_of
 
@@ -235,7 +235,7 @@ def point_s3_at(endpoint: str, monkeypatch) -> None:
 def outage_after_the_output_check(port: int, monkeypatch) -> None:
     """S3 on `port` is up while the run checks its output root, then down: the outage its months meet.
 
-    A run checks its output root before reading any month (`tasks/output_check.py`, tested in
+    A run checks its output root before reading any month (`tasks/pipeline/output_check.py`, tested in
     tests/test_output_check.py) and fails at once when S3 is down then; these tests are about an outage that
     begins after that check."""
     check_output_root = flows.etl.check_output_root
@@ -359,7 +359,7 @@ def test_rejected_credentials_fail_the_run_on_the_first_attempt(s3_bucket, moto_
 
 def test_a_write_lock_timeout_is_not_retried():
     """Waiting for a month's write slot again would cost another full timeout for a slot a killed writer may hold."""
-    from tasks.write_lock import WriteLockTimeout
+    from tasks.lake.write_lock import WriteLockTimeout
 
     assert not is_transient(WriteLockTimeout("waited 300 s for the concurrency limit taxi-write-yellow-2025-01"))
 

@@ -12,7 +12,7 @@ from data.generate import MonthFile, is_present, main, write_month, write_months
 from data.synthetic import generate_trips, schema_for
 from tasks import settings
 from tasks.months import Month
-from tasks.zones import JFK, LAGUARDIA
+from tasks.pipeline.zones import JFK, LAGUARDIA
 
 FEB_2025 = Month(2025, 2)
 

@@ -9,10 +9,10 @@ import pytest
 
 from flows.etl import main
 from tasks import settings
-from tasks.extract import read_trip_file
 from tasks.months import Month
+from tasks.pipeline.extract import read_trip_file
+from tasks.pipeline.validate import WrongMonthError, check_month_matches, split_valid
 from tasks.schema import ServiceMismatchError, normalize_table
-from tasks.validate import WrongMonthError, check_month_matches, split_valid
 from tests.factories import JAN_2025, trips
 
 DECEMBER = {"pickup_datetime": datetime(2024, 12, 31, 23, 0), "dropoff_datetime": datetime(2024, 12, 31, 23, 20)}
@@ -41,7 +41,7 @@ def test_a_file_mostly_in_other_months_is_refused_naming_them(known_ids):
 def test_the_threshold_is_the_setting(monkeypatch):
     half_outside = trips({}, DECEMBER)
     check_month_matches(half_outside, JAN_2025)  # 50% is not "mostly"
-    monkeypatch.setattr("tasks.validate.MAX_SHARE_OUTSIDE_MONTH", 0.4)
+    monkeypatch.setattr("tasks.pipeline.validate.MAX_SHARE_OUTSIDE_MONTH", 0.4)
     with pytest.raises(WrongMonthError):
         check_month_matches(half_outside, JAN_2025)
 

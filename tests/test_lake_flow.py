@@ -12,8 +12,8 @@ from flows.etl import taxi_etl
 from tasks import settings
 from tasks.lake import month_lineage, open_table, read_month
 from tasks.months import Month
-from tasks.pipeline import etl_month
-from tasks.zones import load_zone_table
+from tasks.pipeline.month import etl_month
+from tasks.pipeline.zones import load_zone_table
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"

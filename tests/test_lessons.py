@@ -16,9 +16,10 @@ from prefect.utilities.annotations import opaque, quote
 from data.generate import write_month
 from flows import caching, compression, disk_io
 from flows.quote import describe, load_sample
-from tasks import pipeline, settings
+from tasks import settings
 from tasks.months import Month
-from tasks.zones import load_zone_table
+from tasks.pipeline import month as pipeline
+from tasks.pipeline.zones import load_zone_table
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 TINY_ROWS = 3_000

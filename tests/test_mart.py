@@ -19,9 +19,9 @@ from tasks import settings
 from tasks.lake import read_month, write_month
 from tasks.mart import EmptyLakeError, dask_mart, polars_mart, read_mart
 from tasks.months import Month
-from tasks.pipeline import run_month
-from tasks.plan import sample_plan
-from tasks.zones import JFK, UNKNOWN_ZONE, load_zone_table
+from tasks.pipeline.month import run_month
+from tasks.pipeline.plan import sample_plan
+from tasks.pipeline.zones import JFK, UNKNOWN_ZONE, load_zone_table
 from tests.factories import trips as canonical_trips
 
 MARCH = Month(2025, 3)

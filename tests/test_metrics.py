@@ -20,8 +20,8 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from flows.etl import taxi_etl, taxi_etl_on
 from flows.monitoring import run_events as events_of
 from tasks import settings
-from tasks.metrics import metered
-from tasks.metrics_publish import ARTIFACT_KEY, monitored
+from tasks.observe.metrics import metered
+from tasks.observe.metrics_publish import ARTIFACT_KEY, monitored
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 DATASETS = ("trips", "quarantine")
@@ -233,8 +233,8 @@ def test_taxi_etl_as_a_subflow_publishes_on_its_own_run_and_its_parents(tmp_path
 CRASHING_FLOW = """
 from prefect import flow, task
 
-from tasks.metrics import metered
-from tasks.metrics_publish import monitored
+from tasks.observe.metrics import metered
+from tasks.observe.metrics_publish import monitored
 
 
 @metered

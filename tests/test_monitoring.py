@@ -1,4 +1,5 @@
-"""Prometheus monitoring against the real programs: the metrics a run pushes (`tasks/prometheus.py`), the alert rules,
+"""Prometheus monitoring against the real programs: the metrics a run pushes (`tasks/observe/prometheus.py`), the
+alert rules,
 the configurations, and the Grafana dashboard, whose every query must return data from a live Prometheus that
 scraped a live Pushgateway and Prefect server. Skipped only when Debian's prometheus packages are absent (.ci/run
 installs them; `make monitor-deps` does the same by hand)."""
@@ -24,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import servers
 from servers.monitor import MONITORING_DIR, PROMETHEUS_CONFIG, missing_binaries, render_config, start_monitor
 from tasks import settings
-from tasks.prometheus import build_registry, push_run_metrics
+from tasks.observe.prometheus import build_registry, push_run_metrics
 from tests.polling import eventually
 
 PROMTOOL = shutil.which("promtool")
@@ -48,7 +49,7 @@ CONTRACT_METRICS = {
 
 
 def record(task: str, month: str = "", **figures) -> dict:
-    """One row of the monitoring contract's `taxi-task-metrics` table (tasks/metrics.py), zeros unless given."""
+    """One row of the monitoring contract's `taxi-task-metrics` table (tasks/observe/metrics.py), zeros unless given."""
     row = {
         "flow": "taxi_etl",
         "flow_run_id": "6f1c3a52-0000-4000-8000-000000000001",
@@ -374,11 +375,7 @@ def test_no_push_group_is_per_run(monitor):
 
 
 def test_taxi_etl_run_pushes_its_metrics(monitor, tmp_path):
-    """A real `python -m flows.etl` run on the sample with TAXI_PUSHGATEWAY_URL set: Prometheus finds its month step.
-
-    Needs the per-task metrics of tasks/metrics.py (the metrics branch), which call push_run_metrics at the end of
-    each run."""
-    pytest.importorskip("tasks.metrics", reason="tasks/metrics.py (the per-task metrics) is not on this branch yet")
+    """A real `python -m flows.etl` run on the sample with TAXI_PUSHGATEWAY_URL set: Prometheus finds its month step."""
     started = time.time()
     env = {
         **os.environ,

@@ -16,7 +16,7 @@ import pytest
 import s3fs
 
 from flows.etl import main
-from tasks.output_check import OutputRootError, check_output_root
+from tasks.pipeline.output_check import OutputRootError, check_output_root
 
 READ_ONLY_FOLDER = Path("/sys/kernel")  # sysfs: no one may create a file in it
 

@@ -6,11 +6,11 @@ import resource
 import subprocess
 import sys
 
-from tasks.peak_memory import peak_rss_bytes
+from tasks.observe.peak_memory import peak_rss_bytes
 
 MIB = 2**20
 CHILD = (
-    "import resource; from tasks.peak_memory import peak_rss_bytes; "
+    "import resource; from tasks.observe.peak_memory import peak_rss_bytes; "
     "print(peak_rss_bytes(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"
 )
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tasks import settings
-from tasks.perf_history import (
+from tasks.observe.perf_history import (
     TaskRunRow,
     assign_lanes,
     busy_seconds,
@@ -182,8 +182,8 @@ def test_report_names_the_slowed_step_as_bottleneck_and_flags_it(prefect_server,
 
 
 def test_markdown_links_dask_reports_and_says_when_quarantine_figures_are_missing():
-    from tasks.perf_history import History
-    from tasks.perf_markdown import render_report
+    from tasks.observe.perf_history import History
+    from tasks.observe.perf_markdown import render_report
 
     rows = [row("a", 0, "etl-month", 0, 5), row("a", 0, "publish-summary", 5, 0.2)]
     links = {"dask-performance-report": "file:///tmp/dask-report.html", "dask-dashboard": "http://127.0.0.1:8787"}
@@ -197,7 +197,7 @@ def test_markdown_links_dask_reports_and_says_when_quarantine_figures_are_missin
 
 
 def test_untracked_share_is_the_wall_time_outside_every_task_run():
-    from tasks.perf_history import untracked_share
+    from tasks.observe.perf_history import untracked_share
 
     rows = [row("a", 0, "load-zones", 1, 1), row("a", 0, "etl-month", 2, 5), row("a", 0, "etl-month", 3, 5)]
     assert untracked_share(rows, "a") == pytest.approx(0.3)  # busy 1..8 of 10 s

@@ -16,12 +16,12 @@ import pytest
 
 from tasks import settings
 from tasks.lake import month_lineage, open_table, read_month
+from tasks.lake.write_lock import WriteLockTimeout, month_write_lock
 from tasks.months import Month
-from tasks.pipeline import QuarantineShareError, etl_month, run_month
+from tasks.pipeline.month import QuarantineShareError, etl_month, run_month
+from tasks.pipeline.validate import WrongMonthError
+from tasks.pipeline.zones import load_zone_table
 from tasks.schema import QUARANTINE_SCHEMA, TRIPS_SCHEMA, SchemaError, ServiceMismatchError
-from tasks.validate import WrongMonthError
-from tasks.write_lock import WriteLockTimeout, month_write_lock
-from tasks.zones import load_zone_table
 from tests.factories import VALID_TRIP, trips
 from tests.test_parity import assert_same_tables
 

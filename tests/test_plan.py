@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tasks import settings
-from tasks.extract import SourceError
 from tasks.months import Month, MonthFormatError, latest_published
-from tasks.plan import plan_months, plan_run
+from tasks.pipeline.extract import SourceError
+from tasks.pipeline.plan import plan_months, plan_run
 from tasks.retries import is_transient
 from tasks.schema import NEW_YORK
 
@@ -107,7 +107,7 @@ def test_latest_is_the_suggested_month_when_it_is_published(published):
 
 def test_latest_steps_back_when_the_suggested_month_is_not_out_yet(published, caplog):
     template = published("2026-06", "2026-07")
-    caplog.set_level(logging.INFO, logger="tasks.publication")
+    caplog.set_level(logging.INFO, logger="tasks.pipeline.publication")
     plan = plan_run("yellow", ["latest", "2026-01"], template, now=NOW)
     assert [str(m) for m, _ in plan.months] == ["2026-01", "2026-07"]
     assert [(str(c.month), c.published, c.answer) for c in plan.latest.checks] == [
@@ -186,7 +186,7 @@ def test_the_scheduled_time_is_a_plain_new_york_datetime_with_no_deprecation_war
     pendulum-specific behaviour on it warns on prefect 3.9 (`replace`), so the flow converts it first."""
     from prefect.runtime import flow_run
 
-    from tasks.plan import scheduled_time
+    from tasks.pipeline.plan import scheduled_time
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

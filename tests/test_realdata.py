@@ -10,14 +10,14 @@ import pyarrow.compute as pc
 import pytest
 
 from flows.etl import taxi_etl
-from tasks.extract import read_trip_file
 from tasks.lake import read_month
 from tasks.months import Month
-from tasks.plan import infer_month
+from tasks.pipeline.extract import read_trip_file
+from tasks.pipeline.plan import infer_month
+from tasks.pipeline.transform import add_derived_columns
+from tasks.pipeline.validate import split_valid
+from tasks.pipeline.zones import load_zone_table
 from tasks.schema import TRIPS_SCHEMA, normalize_table
-from tasks.transform import add_derived_columns
-from tasks.validate import split_valid
-from tasks.zones import load_zone_table
 from tests.conftest import REAL_DATA
 from tests.test_parity import assert_same_tables, run_pure
 

@@ -23,8 +23,8 @@ from blocks import limits
 from flows.etl import taxi_etl, taxi_etl_on
 from flows.runners import MONTH_RESOURCE
 from tasks import settings
+from tasks.lake.write_lock import month_write_lock
 from tasks.months import Month
-from tasks.write_lock import month_write_lock
 from tests.conftest import QuietHandler
 from tests.factories import written_rows
 from tests.polling import eventually

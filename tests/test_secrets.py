@@ -39,11 +39,11 @@ from pydantic import SecretStr
 from blocks.register import credentials_from_env
 from flows.etl import main, taxi_etl
 from tasks import settings
-from tasks.extract import SourceError, read_trip_file
+from tasks.pipeline.extract import SourceError, read_trip_file
+from tasks.pipeline.validate import WrongMonthError
+from tasks.pipeline.zones import ZoneTableError
 from tasks.redact import MASK, redact_text, redact_url
 from tasks.schema import SchemaError, ServiceMismatchError
-from tasks.validate import WrongMonthError
-from tasks.zones import ZoneTableError
 from tests.polling import eventually
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"

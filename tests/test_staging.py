@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from tasks import settings
-from tasks.staging import owner_alive, process_start, staging_folder
+from tasks.pipeline.staging import owner_alive, process_start, staging_folder
 
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from tasks.staging import staging_folder
+from tasks.pipeline.staging import staging_folder
 with staging_folder("month") as folder:
     (Path(folder) / "trips.parquet").write_bytes(b"a staged month")
     print(folder, flush=True)

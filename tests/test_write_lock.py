@@ -1,4 +1,4 @@
-"""One writer per month: the Prefect concurrency limit that queues writers of a month (`tasks/write_lock.py`).
+"""One writer per month: the Prefect concurrency limit that queues writers of a month (`tasks/lake/write_lock.py`).
 
 Delta's optimistic concurrency keeps a month whole whatever the lock does (`tests/test_lake_concurrency.py`); the
 lock makes writers of one month take turns instead of redoing their work after a conflict.
@@ -25,7 +25,7 @@ def test_the_write_limit_is_created_once_with_one_slot_and_kept_at_one():
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
-    from tasks.write_lock import ensure_write_limit, write_lock_name
+    from tasks.lake.write_lock import ensure_write_limit, write_lock_name
 
     name = write_lock_name("green", Month.parse("2031-07"))
     assert name == "taxi-write-green-2031-07"
@@ -41,7 +41,7 @@ def test_the_write_limit_is_created_once_with_one_slot_and_kept_at_one():
 
 
 def test_a_second_writer_of_the_same_month_waits_and_other_months_do_not(monkeypatch):
-    from tasks.write_lock import WriteLockTimeout, month_write_lock
+    from tasks.lake.write_lock import WriteLockTimeout, month_write_lock
 
     monkeypatch.setattr(settings, "WRITE_LOCK_TIMEOUT_SECONDS", 1)
     month, other = Month.parse("2031-08"), Month.parse("2031-09")
@@ -59,7 +59,7 @@ def test_a_slot_left_by_a_killed_writer_is_freed_as_the_timeout_message_says(mon
     """The session's server is a temporary one, which never frees a killed holder's slot by itself."""
     from prefect.settings import PREFECT_API_URL
 
-    from tasks.write_lock import WriteLockTimeout, month_write_lock
+    from tasks.lake.write_lock import WriteLockTimeout, month_write_lock
 
     month = Month.parse("2031-10")
     environment = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
@@ -87,7 +87,7 @@ def test_a_slot_left_by_a_killed_writer_is_freed_as_the_timeout_message_says(mon
 
 def hold_and_die(month: str) -> None:
     """Take the month's write slot and die holding it, as a run killed while loading would."""
-    from tasks.write_lock import month_write_lock
+    from tasks.lake.write_lock import month_write_lock
 
     with month_write_lock("green", Month.parse(month)):
         os.kill(os.getpid(), signal.SIGKILL)

@@ -11,9 +11,9 @@ import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tasks import settings
+from tasks.lake.write_lock import WriteLockTimeout, WriteLockUnavailable, month_write_lock
 from tasks.months import Month
 from tasks.retries import is_transient
-from tasks.write_lock import WriteLockTimeout, WriteLockUnavailable, month_write_lock
 
 DEADLINE_SECONDS = 3
 SLACK_SECONDS = 5  # process and event-loop overhead on a loaded machine

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tasks import settings, zones
-from tasks.zones import (
+from tasks import settings
+from tasks.pipeline import zones
+from tasks.pipeline.zones import (
     ZONE_SCHEMA,
     ZoneTableError,
     check_zone_table,

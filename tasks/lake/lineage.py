@@ -1,6 +1,7 @@
 """Who wrote a month, from what: the lineage each month's commits carry in their Delta commit metadata.
 
-The writer passes it in (`tasks.pipeline.month_lineage_record` builds it inside a Prefect run): the flow run id and
+The writer passes it in (`tasks.pipeline.month.month_lineage_record` builds it inside a Prefect run): the flow run id
+and
 deployment, the source URI without credentials and its fingerprint, the rows in, clean and quarantined, and the
 output version (code, rules, zones). `tasks/lake/tables.py` adds the month, the write id and, on trips, the
 quarantine version it pairs with. `DeltaTable(...).history()` shows the same under the key `taxi`.

@@ -98,14 +98,14 @@ def rollback_lake(root: str, trips_version: int) -> list[str]:
     if trips is None or quarantine is None:
         raise LookupError(f"no lake under {root}")
     try:
-        earlier = open_table(root, "trips", version=trips_version)
+        earlier = _opened(root, "trips", trips_version)
     except DeltaError as error:
         raise LookupError(f"the trips table has no version {trips_version} ({error})") from error
     keys = [month_key(s, m) for s, m in _months(trips, quarantine, earlier)]
     pairs = [v for key in keys if (v := earlier.transaction_version(f"{key}/quarantine")) is not None]
     if not pairs:
         raise LookupError(f"trips version {trips_version} holds no month written with its quarantine")
-    paired = open_table(root, "quarantine", version=max(pairs))
+    paired = _opened(root, "quarantine", max(pairs))
     keys = sorted({*keys, *(month_key(s, m) for s, m in _months(paired))})
     lineage = {"rolled_back_to": trips_version, "quarantine_version": paired.version()}
     before = quarantine.version()
@@ -118,8 +118,15 @@ def rollback_lake(root: str, trips_version: int) -> list[str]:
     try:
         _restore(trips, trips_version, trips_marks, lineage)
     except (LookupError, DeltaError):  # vacuumed files, a concurrent commit: undo the quarantine restore
-        latest = open_table(root, "quarantine")
-        undo = open_table(root, "quarantine", version=before)
+        latest, undo = _opened(root, "quarantine"), _opened(root, "quarantine", before)
         _restore(latest, before, {k: undo.transaction_version(k) or 0 for k in keys}, {"rolled_back_to": None})
         raise
     return [f"{service} {month}" for service, month in sorted(_months(earlier))]
+
+
+def _opened(root: str, table: str, version: int | None = None) -> DeltaTable:
+    """`open_table`, for a table that must exist."""
+    found = open_table(root, table, version)
+    if found is None:
+        raise LookupError(f"no {table} table under {root}")
+    return found

@@ -11,7 +11,7 @@ writers) reads quarantine at that version, so no reader sees trips of one run be
 Concurrent writers are caught by Delta itself: each commit is a new numbered log entry, created by a conditional
 PUT on S3 (`settings.delta_storage_options`) or an exclusive create on disk; the loser gets `CommitFailedError`
 and writes again, at most `settings.LAKE_COMMIT_ATTEMPTS` times, then raises `LakeWriteConflict` naming the month.
-The write lock (`tasks/write_lock.py`) only queues writers. Free of Prefect: a script writing months imports this
+The write lock (`tasks/lake/write_lock.py`) only queues writers. Free of Prefect: a script writing months imports this
 in a second.
 """
 

@@ -21,9 +21,9 @@ from datetime import datetime
 import fsspec
 
 from tasks import settings
-from tasks.extract import SourceError
 from tasks.months import Month, format_source, latest_published
-from tasks.run_log import step_logger
+from tasks.observe.run_log import step_logger
+from tasks.pipeline.extract import SourceError
 
 NOT_PUBLISHED_STATUSES = (403, 404)
 

@@ -1,7 +1,8 @@
 """One month, from its source file to the lake: extract -> check -> validate -> transform -> load.
 
 `run_month` is the composition every run takes, on either engine: `taxi_etl`'s month task (`etl_month`, below),
-the lessons, the benchmark. The engine (`tasks.engines`: polars streams a lazy plan, pandas holds tables) supplies
+the lessons, the benchmark. The engine (`tasks.pipeline.engines`: polars streams a lazy plan, pandas holds tables)
+supplies
 the data steps and stays pure; staging the source, the write lock, the quarantine guard and the commit are here.
 
 `output_version` names everything besides the source file and the run's parameters that decides what a month's
@@ -25,19 +26,20 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import rules, settings
-from tasks.engines import MonthEngine, month_engine
-from tasks.extract import parquet_to_scan, source_fingerprint
+from tasks import settings
 from tasks.lake import table_uris, write_month, written_by_run
 from tasks.lake.read import month_files_bytes
-from tasks.metrics import metered
+from tasks.lake.write_lock import month_write_lock
 from tasks.months import Month
+from tasks.observe.metrics import metered
+from tasks.pipeline import rules
+from tasks.pipeline.engines import MonthEngine, month_engine
+from tasks.pipeline.extract import parquet_to_scan, source_fingerprint
+from tasks.pipeline.report import MonthSummary
+from tasks.pipeline.rules import check_row_invariant
+from tasks.pipeline.staging import staging_folder
+from tasks.pipeline.zones import ZoneTable
 from tasks.redact import redact_url
-from tasks.report import MonthSummary
-from tasks.rules import check_row_invariant
-from tasks.staging import staging_folder
-from tasks.write_lock import month_write_lock
-from tasks.zones import ZoneTable
 
 DATASETS = ("trips", "quarantine")
 
@@ -167,11 +169,8 @@ def source_size(source: str) -> int:
 
 
 # Modules under tasks/ that cannot change a month's outputs; every other module's source is in `code_version`.
-OUTPUT_INDEPENDENT_MODULES = frozenset(
-    {"__init__.py", "lesson_report.py", "plan.py", "serializers.py", "run_log.py"}
-    | {"metrics.py", "metrics_publish.py", "prometheus.py", "perf_history.py"}  # monitoring reads runs, never rows
-)
-TASKS_DIR = Path(__file__).resolve().parent
+OUTPUT_INDEPENDENT = frozenset({"observe", "__init__.py", "plan.py", "publication.py", "serializers.py", "mart.py"})
+TASKS_DIR = Path(__file__).resolve().parents[1]
 
 
 def code_version() -> str:
@@ -182,7 +181,7 @@ def code_version() -> str:
     """
     digest = hashlib.sha256()
     for path in sorted(TASKS_DIR.rglob("*.py")):
-        if path.name not in OUTPUT_INDEPENDENT_MODULES:
+        if not OUTPUT_INDEPENDENT.intersection(path.relative_to(TASKS_DIR).parts):
             digest.update(path.relative_to(TASKS_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -220,7 +219,7 @@ def etl_month(
 ) -> MonthSummary:
     """A whole month as one task: small inputs (a path, a month), a small output (its summary).
 
-    It holds the month's Prefect write limit (`tasks/write_lock.py`) from its first step to its commit, so two runs
+    It holds the month's Prefect write limit (`tasks/lake/write_lock.py`) from its first step to its commit, so two runs
     writing the same month take turns; months of other dates or services run in parallel. A re-executed month of
     the same flow run (a retried task whose first try committed, a Dask worker's lost result) is not written twice:
     its summary comes from the lineage its commit recorded."""

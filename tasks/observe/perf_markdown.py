@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tasks.perf_history import History, Regression, StepStats, quarantine_by_month, untracked_share
+from tasks.observe.perf_history import History, Regression, StepStats, quarantine_by_month, untracked_share
 
 
 def render_report(

@@ -24,10 +24,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from tasks.pipeline.staging import staging_folder
 from tasks.redact import RedactsUrls, hide_aws_credentials_in_logs
 from tasks.schema import SOURCE_TYPES, canonical_name
 from tasks.settings import fsspec_options
-from tasks.staging import staging_folder
 
 PARQUET_MAGIC = b"PAR1"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -103,7 +103,7 @@ def staged_parquet(source: str) -> Iterator[str]:
     """A local parquet file holding `source`'s trips, for as long as the `with` block runs.
 
     A local parquet file is itself. Anything else is staged in a folder removed when the block ends, whether it
-    ends well or not (and, if the process is killed, by the next staging: `tasks.staging`): a remote file is
+    ends well or not (and, if the process is killed, by the next staging: `tasks.pipeline.staging`): a remote file is
     downloaded in chunks (fsspec's `get_file` streams it to disk, so the download holds a chunk, not the file),
     and a CSV, plain or gzip, is converted to parquet block by block.
     Errors name the source; a network error stays the cause, from which `tasks.retries` judges a retry.

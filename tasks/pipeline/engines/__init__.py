@@ -1,6 +1,6 @@
 """Dataframe engines: the same rules and transforms, written once for polars and once for pandas.
 
-A month's steps (`MonthEngine`: read, check, validate, transform, write) are what `tasks.pipeline.run_month`
+A month's steps (`MonthEngine`: read, check, validate, transform, write) are what `tasks.pipeline.month.run_month`
 composes; polars runs them as one lazy plan streamed into files, pandas on tables in memory. Under them, each
 engine's table functions (`polars_engine`, `pandas_engine`: normalize, split_valid, add_derived_columns) take and
 return Arrow tables in the project's schemas, so a parity test can compare the two engines exactly.
@@ -12,9 +12,9 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from tasks.engines import pandas_engine, polars_engine
 from tasks.months import Month
-from tasks.zones import ZoneTable
+from tasks.pipeline.engines import pandas_engine, polars_engine
+from tasks.pipeline.zones import ZoneTable
 
 
 class MonthEngine(Protocol):
@@ -56,7 +56,10 @@ def get_engine(name: str) -> Engine:
 def month_engine(name: str) -> MonthEngine:
     """The month steps of the engine called `name`, or a ValueError listing the choices."""
     get_engine(name)
-    from tasks.engines import pandas_month, polars_month  # they build on tasks.validate, which builds on this module
+    from tasks.pipeline.engines import (  # they build on tasks.pipeline.validate, which builds on this module
+        pandas_month,
+        polars_month,
+    )
 
     engines: dict[str, MonthEngine] = {"polars": polars_month, "pandas": pandas_month}
     return engines[name]

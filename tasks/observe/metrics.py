@@ -18,7 +18,7 @@ API call per task.
 How a record reaches its flow run. In the flow's own process (direct calls, threads) it waits in memory. A Dask
 worker sends it to the scheduler as a Dask event (`Worker.log_event`) before it reports the task finished, on the
 same ordered stream, so the flow reads every record back (`Client.get_events`) when it ends. The flow's hooks
-(`tasks.metrics_publish`) then publish them. `TAXI_TASK_METRICS=0` at import attaches no hook at all (the
+(`tasks.observe.metrics_publish`) then publish them. `TAXI_TASK_METRICS=0` at import attaches no hook at all (the
 benchmark's `monitoring_overhead` row compares the two).
 """
 
@@ -42,7 +42,7 @@ from prefect.results import ResultRecord
 from prefect.states import State
 
 from tasks import settings
-from tasks.peak_memory import peak_rss_bytes
+from tasks.observe.peak_memory import peak_rss_bytes
 from tasks.redact import redact_text
 
 DASK_TOPIC = "taxi-task-metrics"  # the Dask event topic that carries records from worker processes

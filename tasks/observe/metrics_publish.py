@@ -1,4 +1,5 @@
-"""The flow side of the per-task metrics (`tasks/metrics.py`): gather a run's records when it ends and publish them.
+"""The flow side of the per-task metrics (`tasks/observe/metrics.py`): gather a run's records when it ends and
+publish them.
 
 `@monitored` adds flow hooks (`on_completion`, `on_failure`, `on_crashed`): when a run ends, they gather the
 records its task runs left, in this process and on its Dask workers. A subflow hands them to its parent flow
@@ -10,7 +11,8 @@ run; the run a user started (or a deployment), and any `taxi_etl` run, publishes
   `taxi.month.failed` (payload: the reason), and `taxi.quarantine.high` above `settings.quarantine_alert_ratio()`,
   on the resource `taxi.month.<service>.<YYYY-MM>` related to the run and its deployment; a crashed run reports as
   failed every month it was asked for and did not load;
-- with `prometheus=True` (`taxi_etl`) and `TAXI_PUSHGATEWAY_URL` set: `tasks.prometheus.push_run_metrics`, where a
+- with `prometheus=True` (`taxi_etl`) and `TAXI_PUSHGATEWAY_URL` set: `tasks.observe.prometheus.push_run_metrics`,
+where a
   failed push is a warning, never a failed run.
 
 The hooks run after the run's final state is set: what they publish never changes the run's state.
@@ -36,7 +38,7 @@ from prefect.logging import get_logger
 from prefect.states import State
 
 from tasks import settings
-from tasks.metrics import MONTH_PATTERN, STORE, TaskMetrics, quiet_metric_hooks, records_from_dask
+from tasks.observe.metrics import MONTH_PATTERN, STORE, TaskMetrics, quiet_metric_hooks, records_from_dask
 from tasks.redact import redact_text
 
 ARTIFACT_KEY = "taxi-task-metrics"
@@ -127,7 +129,7 @@ def finish_flow_run(
 
 
 def publish_artifact(rows: list[dict[str, Any]], flow_run_id: str, in_run: bool) -> None:
-    description = f"Per-task metrics of this run: {len(rows)} task run(s) (`tasks/metrics.py`)"
+    description = f"Per-task metrics of this run: {len(rows)} task run(s) (`tasks/observe/metrics.py`)"
     if in_run:
         create_table_artifact(table=rows, key=ARTIFACT_KEY, description=description)
         return
@@ -224,7 +226,7 @@ def push_to_prometheus(
 ) -> None:
     """Push the run's metrics to the Pushgateway at `url`; a failure is logged as a warning, nothing more."""
     try:
-        from tasks.prometheus import push_run_metrics  # another module of the project, optional here
+        from tasks.observe.prometheus import push_run_metrics  # another module of the project, optional here
 
         push_run_metrics(
             url,

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tasks.perf_history import Regression, TaskRunRow
+from tasks.observe.perf_history import Regression, TaskRunRow
 
 
 def _pyplot():

@@ -3,7 +3,7 @@ artifact.
 
 The summary is plain data (JSON-serializable dataclasses), so a flow can return it and the command line can print
 it. What each step cost (wall and CPU seconds, peak memory) is not timed here: it comes from the per-task metrics
-records (`tasks/metrics.py`), the same rows the `taxi-task-metrics` artifact and the monitoring read.
+records (`tasks/observe/metrics.py`), the same rows the `taxi-task-metrics` artifact and the monitoring read.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks.metrics import metered
+from tasks.observe.metrics import metered
 from tasks.redact import redact_text, redact_url
 
 

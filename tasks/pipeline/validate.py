@@ -12,10 +12,10 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.engines import get_engine
 from tasks.months import Month
+from tasks.pipeline.engines import get_engine
+from tasks.pipeline.rules import check_row_invariant
 from tasks.redact import RedactsUrls
-from tasks.rules import check_row_invariant
 from tasks.settings import MAX_SHARE_OUTSIDE_MONTH
 
 # How many of the months a file holds a wrong-month error names, most rows first.

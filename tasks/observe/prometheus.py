@@ -10,7 +10,8 @@ group. A run id must never be in it: the Pushgateway keeps every group forever, 
 without bound (and every run would be a new set of series in Prometheus).
 
 Two parts, so the figures can be checked without a server: `build_registry` turns the per-task records of the
-monitoring contract (`tasks/metrics.py`, one row per task run) into a `CollectorRegistry`; `push_run_metrics` pushes
+monitoring contract (`tasks/observe/metrics.py`, one row per task run) into a `CollectorRegistry`; `push_run_metrics`
+pushes
 it. The months of one run are aggregated per task name: seconds, rows, bytes and retries are summed, peak RSS is the
 largest. Names follow Prometheus conventions: `taxi_` prefix, base units in the name, `_total` only on counters.
 """

@@ -1,6 +1,6 @@
 """Validation rules: each has a reason code, and a failing row is quarantined under the first rule it breaks.
 
-The rules are data here and are implemented once per engine (`tasks/engines/`); a parity test holds the engines
+The rules are data here and are implemented once per engine (`tasks/pipeline/engines/`); a parity test holds the engines
 to identical results. Durations are measured between real instants, not wall-clock times: see
 `DURATION_ON_INSTANTS` for how daylight-saving changes are handled. Order matters: a row with no pickup time
 cannot be checked against its month, so `missing_value` runs first, and each later rule may assume the earlier

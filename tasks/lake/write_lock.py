@@ -28,7 +28,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.settings import PREFECT_API_URL
 
 from tasks import settings
-from tasks.concurrency_limits import LimitSpec, ensure_limit
+from tasks.lake.concurrency_limits import LimitSpec, ensure_limit
 from tasks.months import Month
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 
 from tasks.months import Month
-from tasks.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
+from tasks.pipeline.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
 from tasks.schema import CANONICAL_SCHEMA, NEW_YORK, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA, normalize_table
 from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_MILES
 
@@ -26,7 +26,7 @@ def to_table(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 
 
 def _instants_us(wall: pd.Series, earliest: bool) -> np.ndarray:
-    """Naive New York wall times as real instants (UTC microseconds; see `tasks.rules.DURATION_ON_INSTANTS`):
+    """Naive New York wall times as real instants (UTC microseconds; see `tasks.pipeline.rules.DURATION_ON_INSTANTS`):
     a time in the skipped spring hour is shifted an hour forward (the pre-change offset), a time in the repeated
     autumn hour takes its first reading when `earliest`, else its second."""
     local = wall.dt.tz_localize(NEW_YORK, ambiguous=np.full(len(wall), earliest), nonexistent=pd.Timedelta(hours=1))
@@ -45,7 +45,7 @@ def _duration_us(frame: pd.DataFrame) -> np.ndarray:
 
 
 def reasons(frame: pd.DataFrame, month: Month, known_zone_ids: list[int]) -> np.ndarray:
-    """The first broken rule's reason code per row, or None (same order as `tasks.rules.RULES`)."""
+    """The first broken rule's reason code per row, or None (same order as `tasks.pipeline.rules.RULES`)."""
     duration = _duration_us(frame)
     pickup, distance = frame["pickup_datetime"], frame["trip_distance"]
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from tasks.engines import get_engine
+from tasks.pipeline.engines import get_engine
 
 
 def add_derived_columns(clean: pa.Table, zones: pa.Table, engine: str = "polars") -> pa.Table:
@@ -12,6 +12,6 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table, engine: str = "polars"
     not, so it is never NaN or inf (Prefect's big-data guide divides by `total_amount` unguarded; real files hold
     zeros); it is null only where the quotient overflows (absurd amounts such as a 1e300 tip on a 1e-10 total).
 
-    Durations (and speeds) are between real instants: see `tasks.rules.DURATION_ON_INSTANTS`.
+    Durations (and speeds) are between real instants: see `tasks.pipeline.rules.DURATION_ON_INSTANTS`.
     """
     return get_engine(engine).add_derived_columns(clean, zones)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from tasks import settings
 from tasks.months import LATEST, Month, MonthFormatError, format_source, latest_published
-from tasks.publication import LatestChoice, resolve_latest
+from tasks.pipeline.publication import LatestChoice, resolve_latest
 from tasks.schema import NEW_YORK
 
 _MONTH_IN_NAME = re.compile(r"(\d{4})-(\d{2})")

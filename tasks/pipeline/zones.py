@@ -22,9 +22,9 @@ import pyarrow.csv as pa_csv
 from prefect import task
 
 from tasks import settings
-from tasks.metrics import metered
+from tasks.observe.metrics import metered
+from tasks.observe.run_log import step_logger
 from tasks.redact import RedactsUrls
-from tasks.run_log import step_logger
 
 ZONE_SCHEMA = pa.schema(
     [
@@ -154,5 +154,5 @@ def load_zone_table(source: str | None = None) -> ZoneTable:
 
 
 # The step as a task (tasks/__init__.py): a flow loads the table once, and every month reuses it; metered like
-# every task run (tasks/metrics.py).
+# every task run (tasks/observe/metrics.py).
 load_zones = metered(task(name="load-zones", retries=0)(load_zone_table))

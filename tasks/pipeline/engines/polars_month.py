@@ -7,7 +7,7 @@ first rule it breaks and splits the month; `transform` derives the trip columns 
 one dataset into a local parquet file: the streaming engine holds batches of rows, never the month. Each dataset
 is sunk in turn, reading the source again (one sink of both held more; `benchmarks/README.md`).
 
-Pure: nothing here stages, locks or commits; `tasks.pipeline.run_month` does, around these steps.
+Pure: nothing here stages, locks or commits; `tasks.pipeline.month.run_month` does, around these steps.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import os
 import polars as pl
 import pyarrow as pa
 
-from tasks.engines.polars_engine import DURATION_US, derive, distinct_hours, flag_rows, offsets_by_hour
-from tasks.engines.polars_engine import with_trip_duration as with_trip_duration
-from tasks.engines.polars_normalize import normalize_lazy, polars_schema
 from tasks.lake.tables import PARTITION_COLUMNS
 from tasks.months import Month
+from tasks.pipeline.engines.polars_engine import DURATION_US, derive, distinct_hours, flag_rows, offsets_by_hour
+from tasks.pipeline.engines.polars_engine import with_trip_duration as with_trip_duration
+from tasks.pipeline.engines.polars_normalize import normalize_lazy, polars_schema
+from tasks.pipeline.validate import check_months_held
+from tasks.pipeline.zones import ZoneTable
 from tasks.schema import QUARANTINE_SCHEMA, TRIPS_SCHEMA
 from tasks.settings import PARQUET_COMPRESSION, polars_storage_options
-from tasks.validate import check_months_held
-from tasks.zones import ZoneTable
 
 ROW_GROUP_PREFETCH_VARIABLE = "POLARS_ROW_GROUP_PREFETCH_SIZE"
 # The sinks' zstd level: the encoder is the plan's slowest stage, and the batches waiting for it pile up; level 1

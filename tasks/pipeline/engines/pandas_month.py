@@ -1,6 +1,6 @@
 """A month's steps in pandas: the same steps as `polars_month`, on tables held in memory (the comparison engine).
 
-Pure: nothing here stages, locks or commits; `tasks.pipeline.run_month` does, around these steps.
+Pure: nothing here stages, locks or commits; `tasks.pipeline.month.run_month` does, around these steps.
 """
 
 from __future__ import annotations
@@ -8,14 +8,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.engines import pandas_engine
-from tasks.extract import read_trip_file
 from tasks.lake.tables import PARTITION_COLUMNS
 from tasks.months import Month
-from tasks.rules import check_row_invariant
+from tasks.pipeline.engines import pandas_engine
+from tasks.pipeline.extract import read_trip_file
+from tasks.pipeline.rules import check_row_invariant
+from tasks.pipeline.validate import check_month_matches
+from tasks.pipeline.zones import ZoneTable
 from tasks.settings import PARQUET_COMPRESSION
-from tasks.validate import check_month_matches
-from tasks.zones import ZoneTable
 
 
 def read(location: str, service: str, source: str) -> pa.Table:

@@ -2,7 +2,7 @@
 
 `concurrency(..., strict=False)` and `rate_limit(..., strict=False)` only warn when their limit does not exist and
 then run unguarded, so the project creates its limits first and uses them with `strict=True`: the download rate
-limit (`blocks/limits.py`) and one write limit per month (`tasks/write_lock.py`).
+limit (`blocks/limits.py`) and one write limit per month (`tasks/lake/write_lock.py`).
 
 `timeout_seconds` bounds the whole exchange with the API. Prefect's client waits up to
 `PREFECT_API_REQUEST_TIMEOUT` (60 s) per request and retries timeouts several times with backoff, so against a

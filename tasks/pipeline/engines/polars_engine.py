@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from tasks.engines.polars_normalize import normalize as normalize  # the Engine interface's normalization
 from tasks.months import Month
-from tasks.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
+from tasks.pipeline.engines.polars_normalize import normalize as normalize  # the Engine interface's normalization
+from tasks.pipeline.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
 from tasks.schema import CANONICAL_SCHEMA, NEW_YORK, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
 from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_MILES
 
@@ -27,7 +27,7 @@ def distinct_hours(frame: pl.LazyFrame) -> pl.LazyFrame:
 def offsets_by_hour(hours: pl.Series) -> pl.DataFrame:
     """UTC offset (instant minus wall time, in microseconds) of every wall-clock hour in `hours`, per reading.
 
-    See `tasks.rules.DURATION_ON_INSTANTS`. New York's offset only changes on the hour, so localizing the few
+    See `tasks.pipeline.rules.DURATION_ON_INSTANTS`. New York's offset only changes on the hour, so localizing the few
     hundred distinct hours of a month and looking them up is exact, and far faster than polars'
     `replace_time_zone` on every row; it also lets a month stream, since only this small table must be known
     before the rows go by. polars can only null a time in the skipped spring hour; localizing the hour after it
@@ -89,7 +89,7 @@ def _with_duration(table: pa.Table) -> pl.LazyFrame:
 
 
 def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
-    """The first broken rule's reason code, or null for a clean row (same order as `tasks.rules.RULES`)."""
+    """The first broken rule's reason code, or null for a clean row (same order as `tasks.pipeline.rules.RULES`)."""
     pickup, distance = pl.col("pickup_datetime"), pl.col("trip_distance")
     known = pl.Series(known_zone_ids, dtype=pl.Int32).implode()
     checks = [

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tasks.peak_memory import peak_rss_bytes
+from tasks.observe.peak_memory import peak_rss_bytes
 
 
 @dataclass
@@ -119,7 +119,8 @@ def interleaved_timings(works: Mapping[str, Callable[[], Any]], repeat: int, war
 
 
 def peak_rss_mib() -> float:
-    """This process's own peak resident memory so far, in MiB (`tasks.metrics.peak_rss_bytes`, never a parent's)."""
+    """This process's own peak resident memory so far, in MiB (`tasks.observe.metrics.peak_rss_bytes`, never a
+    parent's)."""
     return peak_rss_bytes() / 2**20
 
 
