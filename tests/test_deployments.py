@@ -371,11 +371,17 @@ def test_an_etl_sample_run_page_lists_its_months_and_holds_its_summary(
 
 
 def promised_names(prefixes: tuple[str, ...]) -> set[str]:
-    """The task-run names or artifact keys the README and the course pages name (`<service>` read as yellow)."""
+    """The task-run names or artifact keys the README and the course pages name (`<service>` read as yellow).
+    A task-run name is also anything shaped like one: `<step>-<service>[-YYYY-MM]`, artifact keys aside."""
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     quoted = {name for page in pages for name in re.findall(r"`([a-z][\w<>-]*)`", page.read_text())}
-    named = {name.replace("<service>", "yellow") for name in quoted if name.startswith(prefixes)}
-    return {name for name in named if "<" not in name}
+    shaped = re.compile(r"[a-z][a-z-]*-(yellow|green|<service>)(-\d{4}-\d{2})?")
+    deployment_names = {d["name"] for d in deployments(ROOT / "prefect.yaml")}
+    run_shaped = {n for n in quoted if shaped.fullmatch(n) and not n.startswith("taxi-") and n not in deployment_names}
+    named = {name for name in quoted if name.startswith(prefixes)}
+    if "month-" in prefixes:
+        named |= run_shaped
+    return {name.replace("<service>", "yellow") for name in named if "<" not in name.replace("<service>", "")}
 
 
 def test_the_task_runs_and_artifacts_the_docs_name_are_on_an_etl_sample_run(prefect_deployment_server, deployment_runs):
