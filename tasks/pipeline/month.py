@@ -1,9 +1,9 @@
 """One month, from its source file to the lake: extract -> check -> validate -> transform -> load.
 
 `run_month` is the composition every run takes, on either engine: `taxi_etl`'s month task (`etl_month`, below),
-the lessons, the benchmark. The engine (`tasks.pipeline.engines`: polars streams a lazy plan, pandas holds tables)
-supplies
-the data steps and stays pure; staging the source, the write lock, the quarantine guard and the commit are here.
+the lessons, the benchmark. The engine (`tasks.pipeline.engines`: polars streams a lazy plan, pandas holds
+tables) supplies the data steps and stays pure; staging the source, the write lock, the quarantine guard and the
+commit are here.
 
 `output_version` names everything besides the source file and the run's parameters that decides what a month's
 outputs are: the pipeline's code, its rules and limits, and the zone table. A cache key over a month must cover

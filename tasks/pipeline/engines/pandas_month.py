@@ -42,10 +42,10 @@ def transform(clean: pa.Table, zones: ZoneTable) -> pa.Table:
 
 
 def write(rows: pa.Table, path: str) -> None:
-    """The rows into the local parquet file `path`, without the partition columns (they live in the path)."""
-    kept = [name for name in rows.column_names if name not in PARTITION_COLUMNS]
-    pq.write_table(rows.select(kept), path, compression=PARQUET_COMPRESSION)
+    """The rows into the local parquet file `path`, as `to_arrow` gives them."""
+    pq.write_table(to_arrow(rows), path, compression=PARQUET_COMPRESSION)
 
 
 def to_arrow(rows: pa.Table) -> pa.Table:
-    return rows
+    """The rows as their file holds them: without the partition columns, which live in the path."""
+    return rows.select([name for name in rows.column_names if name not in PARTITION_COLUMNS])

@@ -77,7 +77,7 @@ def write(rows: pl.LazyFrame, path: str) -> None:
 
 
 def to_arrow(rows: pl.LazyFrame) -> pa.Table:
-    """The rows in memory (for a lesson that keeps a month's table)."""
+    """The rows in memory as their file holds them (for a lesson that keeps a month's table)."""
     return rows.collect().to_arrow()
 
 
