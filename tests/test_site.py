@@ -285,3 +285,22 @@ def test_a_lesson_page_without_its_screenshot_or_chart_is_reported_and_a_missing
     assert "images/ui/flow-run.png" in figures.ui_screenshot("flow-run.png", "The month task runs.")
     with pytest.raises(PluginError, match=r"docs/images/ui/gone\.png is missing"):
         figures.ui_screenshot("gone.png", "A caption.")
+
+
+def test_every_text_of_every_lesson_chart_fits_inside_its_image():
+    """A long title ("monitoring_overhead: ..., target with metrics <= 1.03x without: met") is not cut at the edge."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    charts = load_docs_module("lesson_charts")
+    results = json.loads((PROJECT_ROOT / "benchmarks" / "results.json").read_text())["results"]
+    for lesson in sorted({result["lesson"] for result in results}):
+        figure = charts.chart(results, lesson)
+        figure.canvas.draw()  # texts are placed when drawn
+        renderer = figure.canvas.get_renderer()
+        ticks = {id(label) for axis in figure.axes for label in [*axis.get_xticklabels(), *axis.get_yticklabels()]}
+        for text in figure.findobj(Text):  # titles, bar values; tick labels past an axis's end are not drawn
+            if text.get_text() and id(text) not in ticks:
+                extent = text.get_window_extent(renderer)
+                assert extent.x0 >= 0 and extent.x1 <= figure.bbox.width, (lesson, text.get_text(), extent)
+        plt.close(figure)
