@@ -51,7 +51,8 @@ sample: setup
 mart: setup
 	$(BIN)/python -m flows.mart --chart
 
-# The Prefect UI screenshots of the course site (docs/images/ui/), from a throwaway server, run and deploy.
+# The Prefect UI screenshots of the course site (docs/images/ui/): a throwaway server, the sample ETL, a deploy and
+# a run of every lesson (several minutes).
 screenshots: setup
 	$(BIN)/python -m tools.ui_screenshots
 

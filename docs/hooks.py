@@ -10,6 +10,9 @@ stale or hand-typed number.
 Each lesson page shows its measured effect as a chart (`lesson_chart`, drawn at build time from
 `benchmarks/results.json` by `docs/lesson_charts.py`) and the lines of code that matter, cut from the module by name
 (`source_lines`, `docs/snippets.py`): a renamed function fails the build instead of leaving a stale copy on the page.
+It also shows what the lesson changes in Prefect's UI, a committed screenshot with a caption (`ui_screenshot`,
+`docs/ui_figures.py`; `make screenshots` takes them), and the pipeline page its diagram of one month, drawn as SVG
+(`docs/pipeline_diagram.py`).
 Docstrings are shown as code readers wrote them, through `docs/course_docstrings.py` (a Griffe extension): lists
 spaced so they render as lists, "Course page:" pointers dropped. The helpers beside this file are loaded by path.
 
@@ -58,7 +61,8 @@ def sibling(name: str) -> ModuleType:
     return module
 
 
-bench = sibling("benchmark_macros")
+bench, figures = sibling("benchmark_macros"), sibling("ui_figures")
+PIPELINE_DIAGRAM = "assets/pipeline-month.svg"  # drawn by docs/pipeline_diagram.py, shown on pipeline.md
 
 
 def source_page_uri(module_path: str) -> str:
@@ -114,6 +118,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
             missing = project_file.relative_to(PROJECT_ROOT)
             raise PluginError(f"{missing} is missing: the site shows it (see FIGURES in docs/hooks.py)")
         files.append(File.generated(config, site_path, abs_src_path=str(project_file)))
+    files.append(File.generated(config, PIPELINE_DIAGRAM, content=sibling("pipeline_diagram").draw()))
     charts, results = sibling("lesson_charts"), bench.benchmark_document()["results"]
     for lesson in charted_lessons(Path(config.docs_dir)):
         chart = bench.LESSON_CHART.format(stem=Path(lesson).stem)
@@ -222,6 +227,7 @@ MACROS: dict[str, Callable[..., str]] = {
         module_docstring,
         bench.lesson_chart,
         source_lines,
+        figures.ui_screenshot,
     )
 }
 

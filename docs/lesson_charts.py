@@ -18,6 +18,7 @@ BASELINE_COLOUR = "#9ecae1"
 VERDICT = {True: "met", False: "missed"}
 PANEL_INCHES = 1.45
 WIDTH_INCHES = 7.5
+LEFT, RIGHT = 0.25, 0.97  # the panels' edges, as fractions of the figure's width (the labels sit left of them)
 # A note on how a row was measured, after its variant's name: "(2 runs in each ...; a cost: lower is better)".
 NOTE = re.compile(r"\s*\([^()]*[:;][^()]*\)$")
 
@@ -42,6 +43,17 @@ def title(result: dict) -> str:
 
 def draw(results: list[dict], lesson: str) -> bytes:
     """The PNG of every row whose `lesson` is `lesson` (`flows/quote.py`); no row is an error."""
+    import matplotlib.pyplot as plt
+
+    figure = chart(results, lesson)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=130, metadata={"Software": None})
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def chart(results: list[dict], lesson: str):  # a matplotlib Figure (imported lazily)
+    """The figure `draw` saves: one panel per row of `lesson`."""
     rows = [result for result in results if result["lesson"] == lesson]
     if not rows:
         raise ValueError(f"benchmarks/results.json has no row for {lesson}")
@@ -53,7 +65,7 @@ def draw(results: list[dict], lesson: str) -> bytes:
     height = PANEL_INCHES * len(rows) + 0.3
     figure, axes = plt.subplots(len(rows), 1, figsize=(WIDTH_INCHES, height), squeeze=False)
     # fixed margins (the labels are wrapped to a known width): a layout engine would cost a second per chart
-    figure.subplots_adjust(left=0.25, right=0.97, top=1 - 0.35 / height, bottom=0.3 / height, hspace=0.75)
+    figure.subplots_adjust(left=LEFT, right=RIGHT, top=1 - 0.35 / height, bottom=0.3 / height, hspace=0.75)
     for axis, result in zip(axes[:, 0], rows, strict=True):
         medians = [result["baseline"], result["optimized"]]
         lows = [result["min"]["baseline"], result["min"]["optimized"]]
@@ -74,10 +86,11 @@ def draw(results: list[dict], lesson: str) -> bytes:
                 f" {median:.4g} {result['unit']}", (high, position), va="center", fontsize=9, annotation_clip=False
             )
         axis.margins(x=0.18)
-        axis.set_title(title(result), loc="left", fontsize=10, fontweight="bold")
+        # from the figure's left edge, over the labels, so a long title ("..., target with metrics <= 1.03x without:
+        # met") does not run past the right edge; the longest ones a size smaller
+        heading = title(result)
+        size = 10 if len(heading) <= 80 else 9
+        axis.set_title(heading, loc="left", x=-(LEFT - 0.01) / (RIGHT - LEFT), fontsize=size, fontweight="bold")
         axis.tick_params(axis="x", labelsize=8)
         axis.spines[["top", "right"]].set_visible(False)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=130, metadata={"Software": None})
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure

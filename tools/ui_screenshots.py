@@ -3,12 +3,16 @@
 `make screenshots` (or `python -m tools.ui_screenshots`) starts a throwaway `prefect server` on a free loopback
 port (its own home and process records in a temporary folder: a server you started with `make server` is left
 alone), runs `taxi_etl` on the yellow sample against it, deploys `prefect.yaml` to it the way `make deploy` does,
-then opens four pages in Debian's Chromium through Playwright and saves them under `docs/images/ui/`:
+runs each lesson once (`LESSON_RUNS`, their outputs in the same temporary folder), then opens pages in Debian's
+Chromium through Playwright and saves them under `docs/images/ui/`:
 
 - `flow-run.png`: the `taxi_etl` run, one task run per month;
 - `timeline.png`: the same run's graph, where the months run side by side;
 - `artifact.png`: the run summary artifact `taxi-etl-yellow`;
-- `deployments.png`: the deployments `make deploy` created.
+- `deployments.png`: the deployments `make deploy` created;
+- one or two per lesson page (`quote-*.png`, `caching-rerun.png`, ...): what the lesson changes, as the UI
+  shows it: the task inputs of a task run handed a future and of one handed `quote(future)`, the `Cached` task
+  runs of a rerun, the artifacts the lessons publish, the months' task runs of the Dask lesson.
 
 Each page is captured only once it shows what it is taken for (a month's task run name, the artifact's title, a
 deployment's name): a page that never renders it fails the command instead of saving an empty screenshot. The
@@ -75,29 +79,94 @@ def api(api_url: str, path: str, body: dict) -> list[dict]:
         return json.loads(response.read())
 
 
+# Each lesson run once, as its user would (`python -m flows.<lesson>`), or its deployable flow when the command line
+# runs something else (`s3_results_lesson` publishes the artifact, `months_via_paths` is the lesson's variant).
+LESSON_RUNS = (
+    ["-m", "flows.quote"],
+    ["-m", "flows.caching"],  # cold run, cached rerun, changed source, refresh
+    ["-m", "flows.compression"],
+    ["-c", "from flows.s3_results import s3_results_lesson; s3_results_lesson()"],
+    ["-c", "from flows.disk_io import months_via_paths; months_via_paths()"],
+    ["-m", "flows.dask_runner"],
+    ["-m", "flows.monitoring"],
+)
+
+
+def first(api_url: str, path: str, body: dict) -> dict:
+    """The first object a filter returns; none is an error naming the filter."""
+    found = api(api_url, path, {**body, "limit": 1})
+    if not found:
+        raise RuntimeError(f"nothing at {path} for {body}")
+    return found[0]
+
+
+def artifact_page(api_url: str, key: str) -> str:
+    return f"/artifacts/artifact/{first(api_url, '/artifacts/filter', {'artifacts': {'key': {'any_': [key]}}})['id']}"
+
+
+def flow_runs(api_url: str, flow_name: str) -> list[dict]:
+    """A flow's runs, oldest first."""
+    body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    return api(api_url, "/flow_runs/filter", body)
+
+
+def quote_task_runs(api_url: str) -> tuple[dict, dict]:
+    """The lesson's `describe` task runs: one handed the future (an upstream edge recorded), one handed `quote`."""
+    body = {
+        "flow_runs": {"id": {"any_": [flow_runs(api_url, "lesson-quote")[0]["id"]]}},
+        "task_runs": {"name": {"like_": "describe"}},
+        "sort": "EXPECTED_START_TIME_ASC",
+    }
+    described = api(api_url, "/task_runs/filter", body)
+    resolved = [run for run in described if run["task_inputs"].get("value")]
+    quoted = [run for run in described if not run["task_inputs"].get("value")]
+    if not resolved or not quoted:
+        raise RuntimeError(f"lesson-quote: expected describe runs with and without an input edge, got {described}")
+    return resolved[0], quoted[0]
+
+
 def populate(api_url: str, workdir: Path) -> list[Page]:
-    """Run the sample ETL and deploy the project against the server; returns the pages to capture."""
+    """Run the sample ETL, deploy the project and run the lessons against the server; returns the pages to capture."""
+    (workdir / "tmp").mkdir(exist_ok=True)
     env = {
         **os.environ,
         "PREFECT_API_URL": api_url,
         "PREFECT_HOME": str(workdir / "client-home"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "TAXI_LESSONS_ROOT": str(workdir / "lessons"),  # settings.lesson_output_root: never the project's output/
+        "TMPDIR": str(workdir / "tmp"),  # a lesson's temporary copies go with the server's folder
     }
     for argv in (
-        [sys.executable, "-m", "flows.etl", "--service", "yellow", "--output", str(workdir / "lake")],
-        [sys.executable, "-m", "servers", "deploy"],
+        ["-m", "flows.etl", "--service", "yellow", "--output", str(workdir / "lake")],
+        ["-m", "servers", "deploy"],
+        *LESSON_RUNS,
     ):
-        done = subprocess.run(argv, cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, *argv], cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv[1:])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    months_run = api(api_url, "/flow_runs/filter", {"flows": {"name": {"any_": ["taxi_etl"]}}, "limit": 1})[0]
-    artifact = api(api_url, "/artifacts/filter", {"artifacts": {"key": {"any_": ["taxi-etl-yellow"]}}, "limit": 1})[0]
+            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     first_month = f"month-yellow-{settings.SAMPLE_MONTHS[0]}"
+    # The taxi_etl run holding the months' task runs: the first month's first run,
+    # from `flows.etl` above (the monitoring lesson runs taxi_etl again, later).
+    month_body = {"task_runs": {"name": {"any_": [first_month]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    months_run = f"/runs/flow-run/{first(api_url, '/task_runs/filter', month_body)['flow_run_id']}"
+    resolved, quoted = quote_task_runs(api_url)
+    rerun = flow_runs(api_url, "lesson-caching")[1]  # the second of `flows.caching`'s runs: nothing changed
+    dask_run = flow_runs(api_url, "lesson-dask-months")[0]
     return [
-        Page("flow-run.png", f"/runs/flow-run/{months_run['id']}", first_month, tab="Task Runs"),
-        Page("timeline.png", f"/runs/flow-run/{months_run['id']}", first_month, clip_height=500),
-        Page("artifact.png", f"/artifacts/artifact/{artifact['id']}", "taxi_etl: yellow"),
+        Page("flow-run.png", months_run, first_month, tab="Task Runs"),
+        Page("timeline.png", months_run, first_month, clip_height=500),
+        Page("artifact.png", artifact_page(api_url, "taxi-etl-yellow"), "taxi_etl: yellow"),
         Page("deployments.png", "/deployments", "etl-sample"),
+        Page("quote-task-inputs.png", f"/runs/task-run/{resolved['id']}", "task_run", "Task inputs", 400),
+        Page("quote-task-inputs-quoted.png", f"/runs/task-run/{quoted['id']}", '"value"', "Task inputs", 400),
+        Page("caching-rerun.png", f"/runs/flow-run/{rerun['id']}", "Cached", tab="Task Runs"),
+        Page("compression-artifact.png", artifact_page(api_url, "lesson-compression"), "parquet (zstd)", None, 520),
+        Page("s3-results-artifact.png", artifact_page(api_url, "lesson-s3-results"), "trips (parquet)", None, 440),
+        Page("disk-io-artifact.png", artifact_page(api_url, "lesson-disk-io"), "peak_rss_mb", None, 360),
+        Page("dask-task-runs.png", f"/runs/flow-run/{dask_run['id']}", "etl-month", tab="Task Runs"),
+        Page("monitoring-artifact.png", artifact_page(api_url, "lesson-monitoring"), "peak RSS MiB", None, 480),
     ]
 
 
@@ -130,7 +199,7 @@ def capture(ui_url: str, pages: list[Page], out_dir: Path) -> dict[str, Path]:
 
 
 def take_screenshots(out_dir: Path = IMAGES_DIR) -> dict[str, Path]:
-    """The whole procedure: a throwaway server, a real run and deploy, four screenshots into `out_dir`."""
+    """The whole procedure: a throwaway server, real runs and a deploy, the screenshots into `out_dir`."""
     with tempfile.TemporaryDirectory(prefix="taxi-ui-") as tmp, throwaway_server(Path(tmp)) as api_url:
         pages = populate(api_url, Path(tmp))
         return capture(api_url.removesuffix("/api"), pages, out_dir)
