@@ -14,6 +14,8 @@ that flow for `TAXI_DASK_ADDRESS`'s scheduler, or a LocalCluster without one.
     python -m flows.etl                                   # the committed synthetic sample, yellow and green
     python -m flows.etl --service green --month 2025-01   # TLC's official file (needs the internet)
     python -m flows.etl --runner dask                     # the sample on a LocalCluster
+
+Course page: `docs/scale.md` (and the walk through the code: `docs/pipeline.md`).
 """
 
 from __future__ import annotations
