@@ -17,7 +17,7 @@ from prefect.utilities.annotations import quote as quoted
 
 from benchmarks.dask_case import dask_case
 from benchmarks.harness import Size, first_month_frame, months_on_disk
-from benchmarks.measure import Result, interleaved_timings, timings
+from benchmarks.measure import Result, interleaved_timings, map_in_context, timings
 from benchmarks.monitoring_case import monitoring_overhead_case
 from benchmarks.storage_cases import s3_results_case, serializer_case
 from flows import caching, disk_io, quote
@@ -121,7 +121,7 @@ def disk_io_case(size: Size, workdir: Path) -> list[Result]:
     source, months = months_on_disk(size, workdir, size.disk_io_months)
     outputs = [str(workdir / f"disk-io-out-{repeat}") for repeat in range(size.repeats)]
     with ThreadPoolExecutor(size.concurrent_processes) as pool:  # each process's own peak: concurrency can't move it
-        runs = list(pool.map(partial(disk_io.compare_in_fresh_processes, months, source), outputs))
+        runs = list(map_in_context(pool, partial(disk_io.compare_in_fresh_processes, months, source), outputs))
     if any(both["memory"]["report"] != both["paths"]["report"] for both in runs):
         raise AssertionError("disk_io variants disagree")
     memory = [both["memory"]["peak_rss_mb"] for both in runs]  # MiB, whatever the key says

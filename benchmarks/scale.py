@@ -32,7 +32,7 @@ from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 
 from benchmarks.harness import Size
-from benchmarks.measure import Result, peak_rss_mib, run_child
+from benchmarks.measure import Result, map_in_context, peak_rss_mib, run_child
 from benchmarks.scale_rows import (
     BARE_1,
     BARE_2,
@@ -132,7 +132,8 @@ class Measure:
             barrier = Path(output) / "barrier"
             with ThreadPoolExecutor(len(parts)) as pool:
                 outs = list(
-                    pool.map(
+                    map_in_context(
+                        pool,
                         lambda part: run_child(
                             *("benchmarks.scale_runs", "bare", "--source", source, "--months", ",".join(part)),
                             *("--output", output, "--barrier", str(barrier), "--parties", str(len(parts))),
@@ -167,7 +168,7 @@ def scale_case(size: Size, workdir: Path) -> list[Result]:
         measure = Measure(year, big, workdir, cluster)
         if size.concurrent_processes > 1:  # Dask jobs share the cluster: they run in turn, the others beside them
             with ThreadPoolExecutor(size.concurrent_processes - 1) as pool:
-                others = pool.map(measure, [job for job in jobs if job.variant != DASK])
+                others = map_in_context(pool, measure, [job for job in jobs if job.variant != DASK])
                 runs = [measure(job) for job in jobs if job.variant == DASK] + list(others)
         else:
             runs = [measure(job) for job in jobs]
