@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -64,6 +65,42 @@ def no_outbound_network():
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
     yield
     socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
+# Under pytest-xdist (`-n 2`), each worker is a process of its own with its own session fixtures. A module's tests
+# stay together on one worker (its module fixtures start once), and so do modules that share a costly session
+# fixture: the course site is built by the worker that runs both test_docs and test_site.
+XDIST_GROUPS = {"test_docs.py": "course-site", "test_site.py": "course-site"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # only in an xdist worker: a plain run needs no group
+        for item in items:
+            item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS.get(item.path.name, item.path.name)))
+
+
+@pytest.fixture(scope="session")
+def real_prefect_server(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """One `prefect server start` (as `make server` starts it: its services and /api/metrics on) for the modules
+    that need a real server process rather than the test harness's, on a free loopback port with its own home,
+    stopped by the process id it recorded: `{"PREFECT_API_URL": ..., "PREFECT_HOME": ...}`. Its database holds
+    every run those modules make: a test reads back only the runs it made."""
+    import servers
+
+    base = tmp_path_factory.mktemp("real-prefect-server")
+    home, records = str(base / "prefect-home"), base / "run"
+    previous, settings.RUN_DIR = settings.RUN_DIR, records
+    try:
+        api = servers.start_prefect({"PREFECT_HOME": home})["PREFECT_API_URL"]
+    finally:
+        settings.RUN_DIR = previous
+    yield {"PREFECT_API_URL": api, "PREFECT_HOME": home}
+    previous, settings.RUN_DIR = settings.RUN_DIR, records
+    try:
+        servers.stop(["prefect"])
+    finally:
+        settings.RUN_DIR = previous
 
 
 @pytest.fixture(scope="session")
