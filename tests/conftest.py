@@ -67,17 +67,34 @@ def no_outbound_network():
     socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
 
 
-# Under pytest-xdist (`-n 2`), each worker is a process of its own with its own session fixtures. A module's tests
-# stay together on one worker (its module fixtures start once), and so do modules that share a costly session
-# fixture: the course site is built by the worker that runs both test_docs and test_site.
-XDIST_GROUPS = {"test_docs.py": "course-site", "test_site.py": "course-site"}
+# Under pytest-xdist (`-n 2 --dist loadfile`), each worker is a process with its own session fixtures, and a
+# module's tests run on one worker (its module fixtures start once). Modules that share a costly session fixture
+# count as one file here: the course site is built once, by the worker that runs test_docs and test_site.
+SAME_WORKER = {"tests/test_docs.py": "course site", "tests/test_site.py": "course site"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if hasattr(config, "workerinput"):  # only in an xdist worker: a plain run needs no group
-        for item in items:
-            item.add_marker(pytest.mark.xdist_group(XDIST_GROUPS.get(item.path.name, item.path.name)))
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):  # its hooks exist only when it is installed and enabled
+        config.pluginmanager.register(ModulesTogether(), "taxi-modules-together")
+
+
+class ModulesTogether:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
+        """`--dist loadfile` with SAME_WORKER's modules as one file, handed out in collection order (xdist's
+        default puts the files with the most tests first, which leaves a long module of few tests for the end).
+        xdist's own `--dist loadgroup` would do this with marks, but does not rename pytest 9's test ids."""
+        if config.getvalue("dist") != "loadfile":
+            return None
+        from xdist.scheduler import LoadFileScheduling
+
+        class Scheduling(LoadFileScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                module = super()._split_scope(nodeid)
+                return SAME_WORKER.get(module, module)
+
+        config.option.loadscopereorder = False
+        return Scheduling(config, log)
 
 
 @pytest.fixture(scope="session")
