@@ -38,8 +38,8 @@ def monitoring_overhead_case(size: Size, workdir: Path) -> list[Result]:
             samples[variant] += measured["seconds"]
     result = Result.from_repeats(
         "monitoring_overhead",
-        f"seconds for one month through taxi_etl: with per-task metrics vs without ({runs} runs in each"
-        f" of {processes} fresh processes per variant, alternating; a cost: lower is better)",
+        f"seconds for one month through taxi_etl: with per-task metrics vs without ({runs} runs in each of"
+        f" {processes} fresh process{'es' if processes > 1 else ''} per variant, alternating; a cost: lower is better)",
         samples["with"],
         samples["without"],
         size.rows,
