@@ -22,7 +22,7 @@ from benchmarks.storage_cases import s3_results_case, serializer_case
 from flows import caching, disk_io, quote
 from flows.etl import taxi_etl
 from tasks.months import Month
-from tasks.observe.measure import Result, interleaved_timings, timings
+from tasks.observe.measure import Result, interleaved_timings, map_in_context, timings
 from tasks.pipeline.month import run_month
 from tasks.pipeline.zones import load_zone_table
 
@@ -121,7 +121,7 @@ def disk_io_case(size: Size, workdir: Path) -> list[Result]:
     source, months = months_on_disk(size, workdir, size.disk_io_months)
     outputs = [str(workdir / f"disk-io-out-{repeat}") for repeat in range(size.repeats)]
     with ThreadPoolExecutor(size.concurrent_processes) as pool:  # each process's own peak: concurrency can't move it
-        runs = list(pool.map(partial(disk_io.compare_in_fresh_processes, months, source), outputs))
+        runs = list(map_in_context(pool, partial(disk_io.compare_in_fresh_processes, months, source), outputs))
     if any(both["memory"]["report"] != both["paths"]["report"] for both in runs):
         raise AssertionError("disk_io variants disagree")
     memory = [both["memory"]["peak_rss_mb"] for both in runs]  # MiB, whatever the key says

@@ -33,6 +33,7 @@ class Size:
     repeats: int = 3
     concurrent_processes: int = 1  # memory measurements that may run side by side
     scale_points: tuple[int, ...] = (1, 3, 6, 12)  # month counts of the scale section; the last one is "the year"
+    monitoring_processes: int | None = None  # fresh processes per variant of `monitoring_overhead` (None: repeats)
 
     @classmethod
     def full(cls) -> Size:
@@ -40,13 +41,16 @@ class Size:
 
     @classmethod
     def quick(cls) -> Size:
+        """Tiny months, and as few fresh processes as the rows' three samples allow: a quick run checks the
+        machinery (each process imports Prefect, seconds of CPU on a small machine), its figures mean little."""
         return cls(
             rows=20_000,
             disk_io_months=2,
             dask_months=2,
-            serializer_rows=20_000,
+            serializer_rows=5_000,
             concurrent_processes=3,
             scale_points=(1, 2),
+            monitoring_processes=1,
         )
 
 

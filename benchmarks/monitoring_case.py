@@ -29,16 +29,18 @@ TARGET_RATIO = 1.03
 def monitoring_overhead_case(size: Size, workdir: Path) -> list[Result]:
     source, months = months_on_disk(size, workdir, 1)
     uri = source.format(service="yellow", month=months[0])
+    processes = size.monitoring_processes or size.repeats
+    runs = max(RUNS_PER_PROCESS, -(-size.repeats // processes))  # at least `repeats` samples per variant
     samples: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-    for _ in range(size.repeats):
+    for _ in range(processes):
         for variant, switch in VARIANTS.items():
-            arguments = ["--metrics", switch, "--source", uri, "--month", months[0], "--runs", str(RUNS_PER_PROCESS)]
+            arguments = ["--metrics", switch, "--source", uri, "--month", months[0], "--runs", str(runs)]
             measured = run_child(__name__, *arguments, "--output", str(workdir / f"monitoring-{switch}"))
             samples[variant] += measured["seconds"]
     result = Result.from_repeats(
         "monitoring_overhead",
-        f"seconds for one month through taxi_etl: with per-task metrics vs without ({RUNS_PER_PROCESS} runs in each"
-        f" of {size.repeats} fresh processes per variant, alternating; a cost: lower is better)",
+        f"seconds for one month through taxi_etl: with per-task metrics vs without ({runs} runs in each of"
+        f" {processes} fresh process{'es' if processes > 1 else ''} per variant, alternating; a cost: lower is better)",
         samples["with"],
         samples["without"],
         size.rows,

@@ -49,7 +49,7 @@ from benchmarks.scale_rows import (
 from data.generate import MonthFile, requested_months, write_months
 from servers import start_dask, stop
 from tasks import settings
-from tasks.observe.measure import Result, peak_rss_mib, run_child
+from tasks.observe.measure import Result, map_in_context, peak_rss_mib, run_child
 
 YEAR = 2024
 console = Console(stderr=True)  # a full section runs for minutes: say what each measurement gave
@@ -132,7 +132,8 @@ class Measure:
             barrier = Path(output) / "barrier"
             with ThreadPoolExecutor(len(parts)) as pool:
                 outs = list(
-                    pool.map(
+                    map_in_context(
+                        pool,
                         lambda part: run_child(
                             *("benchmarks.scale_runs", "bare", "--source", source, "--months", ",".join(part)),
                             *("--output", output, "--barrier", str(barrier), "--parties", str(len(parts))),
@@ -167,7 +168,7 @@ def scale_case(size: Size, workdir: Path) -> list[Result]:
         measure = Measure(year, big, workdir, cluster)
         if size.concurrent_processes > 1:  # Dask jobs share the cluster: they run in turn, the others beside them
             with ThreadPoolExecutor(size.concurrent_processes - 1) as pool:
-                others = pool.map(measure, [job for job in jobs if job.variant != DASK])
+                others = map_in_context(pool, measure, [job for job in jobs if job.variant != DASK])
                 runs = [measure(job) for job in jobs if job.variant == DASK] + list(others)
         else:
             runs = [measure(job) for job in jobs]

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -64,6 +65,59 @@ def no_outbound_network():
     socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
     yield
     socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+
+# Under pytest-xdist (`-n 2 --dist loadfile`), each worker is a process with its own session fixtures, and a
+# module's tests run on one worker (its module fixtures start once). Modules that share a costly session fixture
+# count as one file here: the course site is built once, by the worker that runs test_docs and test_site.
+SAME_WORKER = {"tests/test_docs.py": "course site", "tests/test_site.py": "course site"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):  # its hooks exist only when it is installed and enabled
+        config.pluginmanager.register(ModulesTogether(), "taxi-modules-together")
+
+
+class ModulesTogether:
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log):
+        """`--dist loadfile` with SAME_WORKER's modules as one file, handed out in collection order (xdist's
+        default puts the files with the most tests first, which leaves a long module of few tests for the end).
+        xdist's own `--dist loadgroup` would do this with marks, but does not rename pytest 9's test ids."""
+        if config.getvalue("dist") != "loadfile":
+            return None
+        from xdist.scheduler import LoadFileScheduling
+
+        class Scheduling(LoadFileScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                module = super()._split_scope(nodeid)
+                return SAME_WORKER.get(module, module)
+
+        config.option.loadscopereorder = False
+        return Scheduling(config, log)
+
+
+@pytest.fixture(scope="session")
+def real_prefect_server(tmp_path_factory) -> Iterator[dict[str, str]]:
+    """One `prefect server start` (as `make server` starts it: its services and /api/metrics on) for the modules
+    that need a real server process rather than the test harness's, on a free loopback port with its own home,
+    stopped by the process id it recorded: `{"PREFECT_API_URL": ..., "PREFECT_HOME": ...}`. Its database holds
+    every run those modules make: a test reads back only the runs it made."""
+    import servers
+
+    base = tmp_path_factory.mktemp("real-prefect-server")
+    home, records = str(base / "prefect-home"), base / "run"
+    previous, settings.RUN_DIR = settings.RUN_DIR, records
+    try:
+        api = servers.start_prefect({"PREFECT_HOME": home})["PREFECT_API_URL"]
+    finally:
+        settings.RUN_DIR = previous
+    yield {"PREFECT_API_URL": api, "PREFECT_HOME": home}
+    previous, settings.RUN_DIR = settings.RUN_DIR, records
+    try:
+        servers.stop(["prefect"])
+    finally:
+        settings.RUN_DIR = previous
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,7 +24,7 @@ from benchmarks.report import (
 )
 from benchmarks.scale_chart import SCALE_CHART
 from tasks import settings
-from tasks.observe.measure import Result, interleaved_timings
+from tasks.observe.measure import Result, interleaved_timings, map_in_context
 
 BENCHMARKS = settings.PROJECT_ROOT / "benchmarks"
 SCALE_ROWS = {"year_wall", "year_linearity", "year_peak_rss", "month_peak_rss_growth", "dask_year"}
@@ -167,6 +168,19 @@ def test_interleaved_timings_warm_up_and_alternate_the_variants():
     samples = interleaved_timings({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeat=3)
     assert calls == ["a", "b"] + ["a", "b"] * 3
     assert [len(samples["a"]), len(samples["b"])] == [3, 3]
+
+
+def test_a_pools_threads_hand_their_children_the_runs_prefect_server():
+    """The run's server URL is a context variable (`temporary_settings`), which a plain `pool.map` loses in its
+    threads: their children would each start a temporary server of their own."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = "http://127.0.0.1:9/api"
+    with temporary_settings({PREFECT_API_URL: url}), ThreadPoolExecutor(2) as pool:
+        seen = list(map_in_context(pool, lambda _: PREFECT_API_URL.value(), range(4)))
+        lost = list(pool.map(lambda _: PREFECT_API_URL.value(), range(4)))
+    assert seen == [url] * 4
+    assert url not in lost  # what the pool does without it: the reason it exists
 
 
 def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_its_environment(tmp_path):

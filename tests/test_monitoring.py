@@ -245,17 +245,19 @@ def test_grafana_provisioning_fits_the_compose_file():
 
 
 @pytest.fixture(scope="module")
-def monitor(tmp_path_factory):
+def monitor(tmp_path_factory, request):
+    """A Pushgateway and a Prometheus (started as `make monitor` starts them, stopped by process id) scraping the
+    session's real Prefect server: `{PREFECT_API_URL, PREFECT_HOME, TAXI_PUSHGATEWAY_URL, PROMETHEUS_URL}`."""
     if missing := missing_binaries():
         pytest.skip(f"{', '.join(missing)} not installed: make monitor-deps")
     base = tmp_path_factory.mktemp("monitor")
     previous_run_dir, settings.RUN_DIR = settings.RUN_DIR, base / "run"
+    prefect = request.getfixturevalue("real_prefect_server")  # only once the programs are known to be there
     try:
-        api = servers.start_prefect({"PREFECT_HOME": str(base / "prefect-home")})["PREFECT_API_URL"]
-        urls = start_monitor(api, interval="1s")
-        yield {"PREFECT_API_URL": api, "PREFECT_HOME": str(base / "prefect-home"), **urls}
+        urls = start_monitor(prefect["PREFECT_API_URL"], interval="1s")
+        yield {**prefect, **urls}
     finally:
-        servers.stop()
+        servers.stop(["monitor"])
         settings.RUN_DIR = previous_run_dir
 
 

@@ -7,17 +7,22 @@ reviewer can trust is a repeated one: `timings` and `interleaved_timings` keep e
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tasks.observe.peak_memory import peak_rss_bytes
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
@@ -125,6 +130,17 @@ def peak_rss_mib() -> float:
 
 
 peak_rss_mb = peak_rss_mib  # the name the lessons use; the figure has always been MiB
+
+
+def map_in_context(pool: Executor, work: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+    """`pool.map(work, items)`, each call in a copy of the caller's context variables.
+
+    The run's Prefect server reaches this process through `temporary_settings`, a context variable, which a pool's
+    threads do not inherit: there `run_child` would find no server URL, and each child would start a temporary
+    server of its own (tens of seconds each on a loaded machine). Like `pool.map`, every call is submitted at once
+    and the results come in order as they are iterated."""
+    calls = [(contextvars.copy_context(), item) for item in items]  # one copy each: a context runs in one thread
+    return pool.map(lambda call: call[0].run(work, call[1]), calls)
 
 
 def run_child(module: str, *args: str) -> dict:
