@@ -347,27 +347,35 @@ def test_an_etl_sample_run_page_lists_its_months_and_holds_its_summary(
 
     _, api, _ = prefect_deployment_server
     page_url = f"{api.removesuffix('/api')}/runs/flow-run/{deployment_runs['ids']['taxi_etl/etl-sample']}"
-    errors: list[str] = []
+    errors: list[str] = []  # console errors other than a failed load (those are judged by their URL below)
+    failed: list[str] = []  # URLs the page could not load
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=ui_screenshots.chromium_path(), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+            page.on(
+                "console",
+                lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else 0,
+            )
             page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
             page.goto(page_url)
-            page.get_by_role("tab", name="Task Runs").click(timeout=60_000)
+            page.get_by_text("Task Runs", exact=True).first.click(timeout=60_000)  # as `make screenshots` does
             for month in settings.SAMPLE_MONTHS:
                 page.get_by_text(f"month-yellow-{month}").first.wait_for(state="visible", timeout=60_000)
             page.wait_for_load_state("networkidle")
-            page.screenshot(path=tmp_path / "task-runs.png")
+            page.screenshot(path=tmp_path / "task-runs.png", full_page=True)
             assert page.get_by_text("No task runs").count() == 0
-            page.get_by_role("tab", name="Artifacts").click(timeout=60_000)
+            page.get_by_text("Artifacts", exact=True).first.click(timeout=60_000)
             page.get_by_text("taxi-etl-yellow").first.wait_for(state="visible", timeout=60_000)
             page.wait_for_load_state("networkidle")
-            page.screenshot(path=tmp_path / "artifacts.png")
+            page.screenshot(path=tmp_path / "artifacts.png", full_page=True)
         finally:
             browser.close()
     assert not errors, errors
+    # Prefect's UI (3.9.1) asks for an icon it has no name for, `/ico/undefined.svg`, on every flow run page, a
+    # command-line run's too: its own asset, not this run's data. Every other load, the API's above all, succeeds.
+    assert [url for url in failed if not url.endswith("/ico/undefined.svg")] == [], failed
 
 
 def promised_names(prefixes: tuple[str, ...]) -> set[str]:
