@@ -11,8 +11,9 @@ from flows.etl import main
 from tasks import settings
 from tasks.months import Month
 from tasks.pipeline.extract import read_trip_file
-from tasks.pipeline.validate import WrongMonthError, check_month_matches, split_valid
+from tasks.pipeline.validate import WrongMonthError, check_month_matches
 from tasks.schema import ServiceMismatchError, normalize_table
+from tests.engines import split_valid
 from tests.factories import JAN_2025, trips
 
 DECEMBER = {"pickup_datetime": datetime(2024, 12, 31, 23, 0), "dropoff_datetime": datetime(2024, 12, 31, 23, 20)}

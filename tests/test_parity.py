@@ -13,9 +13,8 @@ import pytest
 from tasks import settings
 from tasks.months import Month
 from tasks.pipeline.extract import read_trip_file
-from tasks.pipeline.transform import add_derived_columns
-from tasks.pipeline.validate import split_valid
 from tasks.schema import CANONICAL_SCHEMA, SchemaError, normalize_table
+from tests.engines import add_derived_columns, split_valid
 from tests.factories import open_month
 
 # polars quotients can differ from numpy's in the last bit (seen here on 13% of 1M random divisions).

@@ -13,11 +13,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tasks.months import Month
-from tasks.pipeline.engines import get_engine
-from tasks.pipeline.transform import add_derived_columns
-from tasks.pipeline.validate import WrongMonthError, months_held, split_valid
+from tasks.pipeline.validate import WrongMonthError, months_held
 from tasks.schema import CANONICAL_SCHEMA, SchemaError, normalize_table
 from tasks.settings import MAX_SHARE_OUTSIDE_MONTH
+from tests.engines import add_derived_columns, get_engine, split_valid
 from tests.test_parity import assert_same_tables
 
 NOVEMBER = Month(2025, 11)  # holds the autumn DST change (2025-11-02 01:00-01:59 happens twice)

@@ -14,11 +14,10 @@ from tasks.lake import read_month
 from tasks.months import Month
 from tasks.pipeline.extract import read_trip_file
 from tasks.pipeline.plan import infer_month
-from tasks.pipeline.transform import add_derived_columns
-from tasks.pipeline.validate import split_valid
 from tasks.pipeline.zones import load_zone_table
 from tasks.schema import TRIPS_SCHEMA, normalize_table
 from tests.conftest import REAL_DATA
+from tests.engines import add_derived_columns, split_valid
 from tests.test_parity import assert_same_tables, run_pure
 
 REAL_FILES = sorted(p.name for p in REAL_DATA.glob("*_tripdata_*")) if REAL_DATA.is_dir() else []

@@ -9,8 +9,8 @@ import pytest
 
 from tasks.months import Month
 from tasks.pipeline.rules import REASONS, RULES, InvariantError, check_row_invariant
-from tasks.pipeline.validate import count_reasons, split_valid
 from tasks.pipeline.zones import ZoneTable
+from tests.engines import count_reasons, split_valid
 from tests.factories import JAN_2025, trips
 
 ENGINES = ["polars", "pandas"]

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from tasks.pipeline.transform import add_derived_columns
 from tasks.schema import TRIPS_SCHEMA
+from tests.engines import add_derived_columns
 from tests.factories import trips
 
 

@@ -7,14 +7,10 @@ of it would replace that month's partition with nothing, so the run is refused i
 
 from __future__ import annotations
 
-from collections import Counter
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.months import Month
-from tasks.pipeline.engines import get_engine
-from tasks.pipeline.rules import check_row_invariant
 from tasks.redact import RedactsUrls
 from tasks.settings import MAX_SHARE_OUTSIDE_MONTH
 
@@ -55,21 +51,3 @@ def check_months_held(held: dict[str, int], month: Month) -> None:
             f"refusing month {month}: {outside:,} of {dated:,} pickups ({outside / dated:.0%}) fall outside it; "
             f"the file holds {named}{more}. Check --month or --source; nothing was written."
         )
-
-
-def split_valid(
-    table: pa.Table, month: Month, known_zone_ids: list[int], engine: str = "polars"
-) -> tuple[pa.Table, pa.Table]:
-    """(clean, quarantine), with the invariant rows in = clean + quarantined enforced, not assumed.
-
-    Raises `WrongMonthError` (before splitting anything) when the rows belong to another month.
-    """
-    check_month_matches(table, month)
-    clean, quarantine = get_engine(engine).split_valid(table, month, known_zone_ids)
-    check_row_invariant(table.num_rows, clean.num_rows, quarantine.num_rows, f"validate {month}")
-    return clean, quarantine
-
-
-def count_reasons(quarantine: pa.Table) -> dict[str, int]:
-    """Quarantined rows per reason code, most frequent first."""
-    return dict(Counter(quarantine.column("reason").to_pylist()).most_common())

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import polars as pl
-import pyarrow as pa
 
 from tasks.months import Month
-from tasks.pipeline.engines.polars_normalize import normalize as normalize  # the Engine interface's normalization
 from tasks.pipeline.rules import MAX_TRIP_MICROSECONDS, MICROSECONDS_PER_HOUR
-from tasks.schema import CANONICAL_SCHEMA, NEW_YORK, QUARANTINE_SCHEMA, REQUIRED_COLUMNS, TRIPS_SCHEMA
+from tasks.schema import NEW_YORK, REQUIRED_COLUMNS
 from tasks.settings import MAX_AVG_SPEED_MPH, MAX_TRIP_MILES
 
 DURATION_US = "_trip_duration_us"  # a working column, dropped before a table leaves the engine
@@ -83,11 +81,6 @@ def with_trip_duration(frame: pl.LazyFrame, offsets: pl.DataFrame) -> pl.LazyFra
     )
 
 
-def _with_duration(table: pa.Table) -> pl.LazyFrame:
-    frame = pl.from_arrow(table).lazy()
-    return with_trip_duration(frame, offsets_by_hour(distinct_hours(frame).collect()["hour"]))
-
-
 def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
     """The first broken rule's reason code, or null for a clean row (same order as `tasks.pipeline.rules.RULES`)."""
     pickup, distance = pl.col("pickup_datetime"), pl.col("trip_distance")
@@ -112,13 +105,6 @@ def reason_expression(month: Month, known_zone_ids: list[int]) -> pl.Expr:
 def flag_rows(frame: pl.LazyFrame, month: Month, known_zone_ids: list[int]) -> pl.LazyFrame:
     """`frame` (with its duration column) plus `reason`: the first broken rule, or null for a clean row."""
     return frame.with_columns(reason=reason_expression(month, known_zone_ids))
-
-
-def split_valid(table: pa.Table, month: Month, known_zone_ids: list[int]) -> tuple[pa.Table, pa.Table]:
-    flagged = flag_rows(_with_duration(table), month, known_zone_ids).drop(DURATION_US).collect()
-    clean = flagged.filter(pl.col("reason").is_null()).drop("reason")
-    quarantine = flagged.filter(pl.col("reason").is_not_null())
-    return clean.to_arrow().cast(CANONICAL_SCHEMA), quarantine.to_arrow().cast(QUARANTINE_SCHEMA)
 
 
 def _with_zone_names(frame: pl.LazyFrame, zones: pl.DataFrame) -> pl.LazyFrame:
@@ -156,8 +142,3 @@ def derive(clean: pl.LazyFrame, zones: pl.DataFrame) -> pl.LazyFrame:
         .pipe(_with_zone_names, zones)
         .drop(DURATION_US)
     )
-
-
-def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
-    derived = derive(_with_duration(clean), pl.from_arrow(zones)).select(TRIPS_SCHEMA.names)
-    return derived.collect().to_arrow().cast(TRIPS_SCHEMA)

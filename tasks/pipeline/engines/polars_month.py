@@ -65,7 +65,10 @@ def validate(rows: pl.LazyFrame, month: Month, zones: ZoneTable) -> tuple[pl.Laz
 
 
 def transform(clean: pl.LazyFrame, zones: ZoneTable) -> pl.LazyFrame:
-    """The clean rows with every derived column of `TRIPS_SCHEMA`, in their file's columns."""
+    """The clean rows with every derived column of `TRIPS_SCHEMA`, in their file's columns. `tip_fraction` is
+    `tip / total` where the total is positive and 0 where it is not, so it is never NaN or inf (Prefect's big-data
+    guide divides by `total_amount` unguarded; real files hold zeros); it is null only where the quotient
+    overflows. Durations and speeds are between real instants (`tasks.pipeline.rules.DURATION_ON_INSTANTS`)."""
     return derive(clean, pl.from_arrow(zones.table)).select(written_columns(TRIPS_SCHEMA))
 
 

@@ -117,8 +117,3 @@ def normalize_lazy(scan: pl.LazyFrame, service: str, source: str) -> pl.LazyFram
         casts = [_cast(mapping.names[i], source_types[mapping.names[i]], target) for i in column.sources]
         columns.append((pl.coalesce(casts) if casts else pl.lit(None, dtype=target)).alias(column.name))
     return scan.select(*columns, pl.lit(service, dtype=pl.String).alias("service"))
-
-
-def normalize(table: pa.Table, service: str, source: str = "<table>") -> pa.Table:
-    """`normalize_lazy` on a table in memory: the polars engine's answer to `tasks.schema.normalize_table`."""
-    return normalize_lazy(pl.from_arrow(table).lazy(), service, source).collect().to_arrow().cast(CANONICAL_SCHEMA)
