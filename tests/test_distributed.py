@@ -186,7 +186,11 @@ def test_a_worker_killed_in_a_month_loses_nothing_the_survivor_runs_it_again(tmp
     # prefect-dask fixed at submission) whose state history holds both attempts, Pending and Running twice, then
     # Completed. No Crashed state: the killed process had no chance to report one. Its run count says 1: the
     # survivor's task engine counts its own attempt only, so the history, not the count, shows the rerun.
-    assert (states_of(lost), lost.run_count) == (["Pending", "Running", "Pending", "Running", "Completed"], 1)
+    # The kill can also land after the month's task finished but before Dask had its result: its Completed state
+    # is then recorded first, and the survivor's rerun finds the month already written by this run (its lineage)
+    # and commits nothing again; the tables below are the same either way.
+    interrupted, finished_first = ["Pending", "Running"] * 2 + ["Completed"], ["Pending", "Running", "Completed"] * 2
+    assert states_of(lost) in (interrupted, finished_first) and lost.run_count == 1, states_of(lost)
 
     clean = taxi_etl(**run_months, output=str(tmp_path / "clean"), return_state=True)
     assert clean.is_completed(), clean.message
