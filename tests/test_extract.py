@@ -98,7 +98,7 @@ import polars as pl
 from tasks.pipeline.engines import polars_month
 from tasks.pipeline.extract import parquet_to_scan
 with parquet_to_scan(sys.argv[1]) as (location, rows):
-    frame = polars_month.read(location, "yellow", sys.argv[1])
+    frame = polars_month.read(location, "yellow", sys.argv[1]).frame()
     totals = frame.select(pl.len(), pl.col("total_amount").sum()).collect(engine="streaming")
 assert totals.item(0, 0) == rows
 status = dict(line.split(":", 1) for line in open("/proc/self/status"))

@@ -1,9 +1,9 @@
 """Dataframe engines: the same rules and transforms, written once for polars and once for pandas.
 
 A month's steps (`MonthEngine`: read, check, validate, transform, write) are what `tasks.pipeline.month.run_month`
-composes; polars runs them as one lazy plan streamed into files, pandas on tables in memory. Under them, each
-engine's table functions (`polars_engine`, `pandas_engine`: normalize, split_valid, add_derived_columns) take and
-return Arrow tables in the project's schemas, so a parity test can compare the two engines exactly.
+composes; polars runs them as plans over the file's batches, written in one pass, pandas on tables in memory. Under
+them, each engine's table functions (`polars_engine`, `pandas_engine`: normalize, split_valid, add_derived_columns)
+take and return Arrow tables in the project's schemas, so a parity test can compare the two engines exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class MonthEngine(Protocol):
     def check(self, rows: Any, month: Month) -> Any: ...
     def validate(self, rows: Any, month: Month, zones: ZoneTable) -> tuple[Any, Any]: ...
     def transform(self, clean: Any, zones: ZoneTable) -> Any: ...
-    def write(self, rows: Any, path: str) -> None: ...
+    def write(self, datasets: dict[str, Any], files: dict[str, str]) -> None: ...
     def to_arrow(self, rows: Any) -> pa.Table: ...
 
 

@@ -41,10 +41,11 @@ def transform(clean: pa.Table, zones: ZoneTable) -> pa.Table:
     return pandas_engine.add_derived_columns(clean, zones.table)
 
 
-def write(rows: pa.Table, path: str) -> None:
-    """The rows into the local parquet file `path`, without the partition columns (they live in the path)."""
-    kept = [name for name in rows.column_names if name not in PARTITION_COLUMNS]
-    pq.write_table(rows.select(kept), path, compression=PARQUET_COMPRESSION)
+def write(datasets: dict[str, pa.Table], files: dict[str, str]) -> None:
+    """Each dataset into its local parquet file of `files`, without the partition columns (they live in the path)."""
+    for name, rows in datasets.items():
+        kept = [column for column in rows.column_names if column not in PARTITION_COLUMNS]
+        pq.write_table(rows.select(kept), files[name], compression=PARQUET_COMPRESSION)
 
 
 def to_arrow(rows: pa.Table) -> pa.Table:
