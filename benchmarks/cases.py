@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.utilities.annotations import quote as quoted
 
+from benchmarks.anchor_case import anchor_month
 from benchmarks.dask_case import dask_case
 from benchmarks.harness import Size, first_month_frame, months_on_disk
 from benchmarks.monitoring_case import monitoring_overhead_case
@@ -167,6 +168,12 @@ def overhead_case(size: Size, workdir: Path) -> list[Result]:
     return [result]
 
 
+def anchor_case(size: Size, workdir: Path) -> list[Result]:
+    """The project's month against DuckDB's SQL of the same plan, in core-seconds (`benchmarks/anchor_case.py`)."""
+    source, months = months_on_disk(size, workdir, 1)
+    return [anchor_month(source.format(service="yellow", month=months[0]), months[0], size.rows, size.repeats)]
+
+
 CASES: list[tuple[str, Callable[[Size, Path], list[Result]]]] = [
     ("quote", quote_case),
     ("cache", cache_case),
@@ -175,5 +182,6 @@ CASES: list[tuple[str, Callable[[Size, Path], list[Result]]]] = [
     ("s3_results", s3_results_case),
     ("dask", dask_case),
     ("overhead", overhead_case),
+    ("anchor", anchor_case),
     ("monitoring_overhead", monitoring_overhead_case),
 ]

@@ -6,9 +6,9 @@
   its workers are restarted before each run, so each run's worker peaks are that run's own).
 
 Every measurement is a fresh process (`benchmarks.scale_runs`) reporting its wall seconds and peak RSS; a Dask
-run adds each worker's, read through the client. The rows answer issue 8's targets: `year_wall`,
-`year_linearity`, `year_peak_rss`, `month_peak_rss_growth` and `dask_year`; the curve of every variant over the
-month counts is the `year_wall` row's details, which `benchmarks/scale_chart.py` draws.
+run adds each worker's, read through the client. The rows answer issues 8's and 19's targets: `year_wall`,
+`year_linearity`, `year_peak_rss`, `month_peak_rss`, `month_peak_rss_growth` and `dask_year`; the curve of every
+variant over the month counts is the `year_wall` row's details, which `benchmarks/scale_chart.py` draws.
 
 The months are generated once (`data.generate`'s year machinery) and kept under `data/cache/scale/` when large.
 The points between the first and the last count are measured once, and so is bare polars in one process: no row

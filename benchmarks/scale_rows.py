@@ -16,7 +16,7 @@ WORKERS = 2  # processes of bare polars' parallel variant and Dask workers: the 
 BARE_1, BARE_2 = "bare polars, 1 process", "bare polars, 2 processes"
 THREADS, DASK = "taxi_etl, threads", "taxi_etl, existing Dask cluster"
 SEQUENTIAL = "taxi_etl, one month at a time"  # the threads runner with one thread: dask_year's baseline
-PANDAS = "taxi_etl, pandas engine (in memory)"  # one month: year_peak_rss's baseline
+PANDAS = "taxi_etl, pandas engine (in memory)"  # one month: year_peak_rss and month_peak_rss baseline
 BIG_MONTH = f"taxi_etl, threads, one {BIG_MONTH_FACTOR}x month"
 CURVE = (BARE_1, BARE_2, THREADS, DASK)  # the variants measured at every month count
 # issue 8's targets, on a 2-core machine
@@ -24,7 +24,8 @@ YEAR_SECONDS = 15.0  # the year end to end on the best runner
 FLOW_OVER_BARE = 1.2  # taxi_etl's seconds at most this many times bare polars' at the same parallelism
 LINEAR = 1.2  # cost per month at the year at most this many times one month's
 PROCESS_MIB = 1024.0  # every process's peak at the year
-MONTH_MIB, MONTH_GROWTH = 700.0, 1.3  # a month's flow process peak, and the big month's at most this many times it
+# issue 19's: a month's flow process peak, and the big month's at most this many times it
+MONTH_MIB, MONTH_GROWTH = 600.0, 1.15
 DASK_SPEEDUP = 1.6
 LESSON = "flows/etl.py"
 
@@ -139,17 +140,30 @@ def scale_results(runs: list[Run], rows: int, points: tuple[int, ...], cluster: 
         target=f"every process <= {PROCESS_MIB:g} MiB",
     )
     peak.met = peak.optimized <= PROCESS_MIB
+    month_peak = Result.from_repeats(
+        "month_peak_rss",
+        f"flow process peak RSS, one {rows:,}-row month: taxi_etl with the in-memory pandas engine vs the polars"
+        " engine (threads)",
+        [run.peaks["flow"] for run in of(PANDAS, 1)],
+        [run.peaks["flow"] for run in of(THREADS, 1)],
+        rows,
+        unit="MiB",
+        lesson=LESSON,
+        target=f"polars <= {MONTH_MIB:g} MiB",
+    )
+    month_peak.met = month_peak.optimized <= MONTH_MIB
     growth = Result.from_repeats(
         "month_peak_rss_growth",
-        f"flow process peak RSS, taxi_etl on threads: one {big_rows:,}-row month vs one {rows:,}-row month",
+        f"flow process peak RSS, taxi_etl on threads: one {big_rows:,}-row month vs one {rows:,}-row month"
+        " (a cost: lower is better)",
         [run.peaks["flow"] for run in of(BIG_MONTH, 1)],
         [run.peaks["flow"] for run in of(THREADS, 1)],
         rows,
         unit="MiB",
         lesson=LESSON,
-        target=f"<= {MONTH_GROWTH:g}x and the {rows:,}-row month <= {MONTH_MIB:g} MiB",
+        target=f"<= {MONTH_GROWTH:g}x",
     )
-    growth.met = growth.ratio <= MONTH_GROWTH and growth.optimized <= MONTH_MIB
+    growth.met = growth.ratio <= MONTH_GROWTH
     dask = Result.from_repeats(
         "dask_year",
         f"wall seconds for {year} months: taxi_etl one month at a time vs on an existing {WORKERS}-worker Dask"
@@ -162,4 +176,4 @@ def scale_results(runs: list[Run], rows: int, points: tuple[int, ...], cluster: 
         details=[{name: spread(samples) for name, samples in cluster.items()}],
     )
     dask.met = dask.ratio >= DASK_SPEEDUP
-    return [wall, linear, peak, growth, dask]
+    return [wall, linear, peak, month_peak, growth, dask]

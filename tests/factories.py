@@ -52,4 +52,4 @@ def written_rows(root, service: str, month: str) -> dict[str, int]:
 def open_month(source: str, service: str) -> Iterator[tuple[pl.LazyFrame, int]]:
     """The month at `source` as `run_month` reads it with polars: (the normalized scan, rows in), for the block."""
     with parquet_to_scan(source) as (location, rows):
-        yield polars_month.read(location, service, source), rows
+        yield polars_month.read(location, service, source).frame(), rows

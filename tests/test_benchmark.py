@@ -27,7 +27,7 @@ from tasks import settings
 from tasks.observe.measure import Result, interleaved_timings, map_in_context
 
 BENCHMARKS = settings.PROJECT_ROOT / "benchmarks"
-SCALE_ROWS = {"year_wall", "year_linearity", "year_peak_rss", "month_peak_rss_growth", "dask_year"}
+SCALE_ROWS = {"year_wall", "year_linearity", "year_peak_rss", "month_peak_rss", "month_peak_rss_growth", "dask_year"}
 EXPECTED = {
     "quote_collection",
     "quote_dataframe",
@@ -43,9 +43,10 @@ EXPECTED = {
     "dask_wall_pandas",
     "dask_wall_polars",
     "overhead",
+    "anchor_month",
     *SCALE_ROWS,
 }
-UNITS = {"s", "s/month", "MiB"}
+UNITS = {"s", "s/month", "MiB", "core-s"}
 # The package marker, the benchmark itself, the pipeline every lesson is measured against (with its runner
 # choice), and the mart.
 NOT_LESSONS = {
@@ -203,7 +204,8 @@ def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_
 
 
 # issue 8's targets, as the issue states them: a missed target stays missed, it is never tuned to be met
-ISSUE_TARGETS = {"year seconds": 15, "flow over bare": 1.2, "linear": 1.2, "process MiB": 1024, "month MiB": 700}
+ISSUE_TARGETS = {"year seconds": 15, "flow over bare": 1.2, "linear": 1.2, "process MiB": 1024}
+ISSUE_19_TARGETS = {"month MiB": 600, "month growth": 1.15}  # issue 19's, on the same terms
 
 
 def check_scale_section(document: dict) -> None:
@@ -245,10 +247,14 @@ def check_scale_section(document: dict) -> None:
     for runner in (scale_rows.BARE_2, scale_rows.THREADS, scale_rows.DASK, scale_rows.SEQUENTIAL):
         assert peak["optimized"] >= curve[runner, year]["largest process peak MiB"]["median"], runner
     assert peak["met"] == (peak["optimized"] <= ISSUE_TARGETS["process MiB"])
+    month_peak = rows["month_peak_rss"]
+    assert month_peak["baseline"] == curve[scale_rows.PANDAS, 1]["largest process peak MiB"]["median"]
+    assert month_peak["optimized"] == curve[scale_rows.THREADS, 1]["largest process peak MiB"]["median"]
+    assert month_peak["met"] == (month_peak["optimized"] <= ISSUE_19_TARGETS["month MiB"])
     growth = rows["month_peak_rss_growth"]
     assert growth["baseline"] == curve[scale_rows.BIG_MONTH, 1]["largest process peak MiB"]["median"]
     assert growth["optimized"] == curve[scale_rows.THREADS, 1]["largest process peak MiB"]["median"]
-    assert growth["met"] == (growth["ratio"] <= 1.3 and growth["optimized"] <= ISSUE_TARGETS["month MiB"])
+    assert growth["met"] == (growth["ratio"] <= ISSUE_19_TARGETS["month growth"])
     dask = rows["dask_year"]
     assert dask["target"] == ">= 1.6x", dask["target"]  # met is checked against it by check_rows
     assert dask["baseline"] == curve[scale_rows.SEQUENTIAL, year]["wall s"]["median"]

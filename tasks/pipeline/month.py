@@ -69,8 +69,7 @@ def run_month(
         files = {name: f"{folder}/{name}.parquet" for name in DATASETS}
         with parquet_to_scan(source) as (location, summary.rows_in):  # extract (http, CSV, gzip: staged on disk)
             trips, quarantine = month_datasets(steps, location, source, service, month, zones)
-            steps.write(quarantine, files["quarantine"])  # the plans run here, streamed into the files
-            steps.write(trips, files["trips"])
+            steps.write({"trips": trips, "quarantine": quarantine}, files)  # the plans run here, into the files
         count_written(summary, files)
         check_quarantine_share(summary, allow_high_quarantine)
         commit = write_month(root, service, month, files, month_lineage_record(summary, source, zones, run_id))  # load

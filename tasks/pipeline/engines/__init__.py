@@ -1,9 +1,10 @@
 """Dataframe engines: a month's steps written once for polars and once for pandas.
 
 `tasks.pipeline.month.run_month` composes an engine's steps (`MonthEngine`: read, check, validate, transform,
-write); polars runs them as one lazy plan streamed into files, pandas on tables in memory, and the parity tests
-hold both to the same rows. The steps build on each engine's own module (`polars_engine`, `polars_normalize`,
-`pandas_engine`), which work on lazy frames or Arrow tables in the project's schemas (`tasks.schema`).
+write); polars runs them as plans over the file's batches, written in one pass, pandas on tables in memory, and the
+parity tests hold both to the same rows. The steps build on each engine's own module (`polars_engine`,
+`polars_normalize`, `pandas_engine`), which work on lazy frames or Arrow tables in the project's schemas
+(`tasks.schema`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class MonthEngine(Protocol):
     def check(self, rows: Any, month: Month) -> Any: ...
     def validate(self, rows: Any, month: Month, zones: ZoneTable) -> tuple[Any, Any]: ...
     def transform(self, clean: Any, zones: ZoneTable) -> Any: ...
-    def write(self, rows: Any, path: str) -> None: ...
+    def write(self, datasets: dict[str, Any], files: dict[str, str]) -> None: ...
     def to_arrow(self, rows: Any) -> pa.Table: ...
 
 

@@ -41,9 +41,10 @@ def transform(clean: pa.Table, zones: ZoneTable) -> pa.Table:
     return pandas_engine.add_derived_columns(clean, zones.table)
 
 
-def write(rows: pa.Table, path: str) -> None:
-    """The rows into the local parquet file `path`, as `to_arrow` gives them."""
-    pq.write_table(to_arrow(rows), path, compression=PARQUET_COMPRESSION)
+def write(datasets: dict[str, pa.Table], files: dict[str, str]) -> None:
+    """Each dataset into its local parquet file of `files`, as `to_arrow` gives it."""
+    for name, rows in datasets.items():
+        pq.write_table(to_arrow(rows), files[name], compression=PARQUET_COMPRESSION)
 
 
 def to_arrow(rows: pa.Table) -> pa.Table:

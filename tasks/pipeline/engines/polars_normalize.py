@@ -104,10 +104,10 @@ def check_values(scan: pl.LazyFrame, mapping: ColumnMapping, source: str) -> Non
     judge_folds(mapping, disagreements, source)
 
 
-def normalize_lazy(scan: pl.LazyFrame, service: str, source: str) -> pl.LazyFrame:
-    """`scan` mapped onto `CANONICAL_SCHEMA` (`tasks.schema.ColumnMapping`), after `check_values` has read it
-    once, streamed, and found nothing to refuse. Raises `ServiceMismatchError` and `SchemaError` as
-    `normalize_table` does."""
+def normalized_columns(scan: pl.LazyFrame, service: str, source: str) -> list[pl.Expr]:
+    """The expressions mapping `scan`'s columns onto `CANONICAL_SCHEMA` (`tasks.schema.ColumnMapping`), after
+    `check_values` has read it once, streamed, and found nothing to refuse. They apply to any frame of the file's
+    rows (a batch of it too). Raises `ServiceMismatchError` and `SchemaError` as `normalize_table` does."""
     source_types = scan.collect_schema()
     mapping = map_columns(list(source_types), service, source)
     check_values(scan, mapping, source)
@@ -116,4 +116,10 @@ def normalize_lazy(scan: pl.LazyFrame, service: str, source: str) -> pl.LazyFram
         target = CANONICAL_TYPES[column.name]
         casts = [_cast(mapping.names[i], source_types[mapping.names[i]], target) for i in column.sources]
         columns.append((pl.coalesce(casts) if casts else pl.lit(None, dtype=target)).alias(column.name))
-    return scan.select(*columns, pl.lit(service, dtype=pl.String).alias("service"))
+    return [*columns, pl.lit(service, dtype=pl.String).alias("service")]
+
+
+def normalize_lazy(scan: pl.LazyFrame, service: str, source: str) -> pl.LazyFrame:
+    """`scan` mapped onto `CANONICAL_SCHEMA` (`normalized_columns`)."""
+    return scan.select(normalized_columns(scan, service, source))
+
