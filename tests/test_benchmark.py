@@ -42,6 +42,8 @@ EXPECTED = {
     "dask_wall_pandas",
     "dask_wall_polars",
     "overhead",
+    "overhead_year",
+    "cache_year",
     *SCALE_ROWS,
 }
 UNITS = {"s", "s/month", "MiB"}
