@@ -20,6 +20,7 @@ from benchmarks.dask_case import dask_case
 from benchmarks.harness import Size, first_month_frame, months_on_disk
 from benchmarks.monitoring_case import monitoring_overhead_case
 from benchmarks.storage_cases import s3_results_case, serializer_case
+from benchmarks.year_cases import cache_year_case, overhead_year_case
 from flows import caching, disk_io, quote
 from flows.etl import taxi_etl
 from tasks.months import Month
@@ -183,5 +184,7 @@ CASES: list[tuple[str, Callable[[Size, Path], list[Result]]]] = [
     ("dask", dask_case),
     ("overhead", overhead_case),
     ("anchor", anchor_case),
+    ("overhead_year", overhead_year_case),
+    ("cache_year", cache_year_case),
     ("monitoring_overhead", monitoring_overhead_case),
 ]

@@ -5,7 +5,8 @@ What it does. A whole month (`tasks.pipeline.month.run_month`) runs as one task 
 summary and output paths) under that key. The inputs are chosen so the key covers everything that decides the
 month's outputs, and nothing that is expensive to hash:
 - a *fingerprint* of the source (URI, size, and ETag or modification time; `tasks.pipeline.extract.source_fingerprint`),
-  read from metadata in milliseconds, instead of the data itself;
+  read from metadata in milliseconds, instead of the data itself (in the flow itself: a task run of its own would
+  cost a cached rerun more than the read);
 - the *output version* (`tasks.pipeline.month.output_version`): a digest of the source of the pipeline modules under
   `tasks/` (validation rules, engines, schema, transforms, writer), of the rules and limits in force, and of the
   zone table's content. The wrapper's own source (`TASK_SOURCE`) is only a thin shell around them;
@@ -45,7 +46,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+from prefect.cache_policies import INPUTS, TASK_SOURCE
 
 from tasks import settings
 from tasks.months import Month
@@ -58,13 +59,6 @@ from tasks.pipeline.plan import sample_plan
 from tasks.pipeline.zones import ZoneTable, load_zones
 
 ARTIFACT_KEY = "lesson-caching"
-
-
-@metered
-@task(name="fingerprint", cache_policy=NO_CACHE)
-def fingerprint(source: str) -> dict:
-    """Metadata only: cheap, and it changes whenever the file does."""
-    return source_fingerprint(source)
 
 
 @metered
@@ -111,7 +105,8 @@ def cached_etl(
     results = []
     for month, uri in sample_plan(service, months, source):
         started = time.perf_counter()
-        state = month_task(fingerprint(uri), version, service, str(month), root, engine, zone_table, return_state=True)
+        fingerprint = source_fingerprint(uri)  # metadata only: cheap, and it changes whenever the file does
+        state = month_task(fingerprint, version, service, str(month), root, engine, zone_table, return_state=True)
         results.append({**state.result(), "state": state.name, "seconds": round(time.perf_counter() - started, 3)})
     publish_lesson_table(
         ARTIFACT_KEY,

@@ -44,6 +44,8 @@ EXPECTED = {
     "dask_wall_polars",
     "overhead",
     "anchor_month",
+    "overhead_year",
+    "cache_year",
     *SCALE_ROWS,
 }
 UNITS = {"s", "s/month", "MiB", "core-s"}

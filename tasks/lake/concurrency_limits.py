@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 import anyio
-from prefect.client.orchestration import get_client
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.utilities.asyncutils import run_coro_as_sync
@@ -45,27 +45,32 @@ def ensure_limit(spec: LimitSpec, timeout_seconds: float | None = None) -> str:
 async def _ensure_limit(spec: LimitSpec, timeout_seconds: float | None) -> str:
     with anyio.fail_after(timeout_seconds):
         async with get_client() as client:
-            try:
-                existing = await client.read_global_concurrency_limit_by_name(spec.name)
-            except ObjectNotFound:
-                with suppress(ObjectAlreadyExists):
-                    await client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(
-                            name=spec.name, limit=spec.limit, slot_decay_per_second=spec.slot_decay_per_second
-                        )
-                    )
-                    return "created"
-                return "exists"
-            if (
-                existing.limit != spec.limit
-                or not existing.active
-                or existing.slot_decay_per_second != spec.slot_decay_per_second
-            ):
-                await client.update_global_concurrency_limit(
-                    spec.name,
-                    GlobalConcurrencyLimitUpdate(
-                        limit=spec.limit, active=True, slot_decay_per_second=spec.slot_decay_per_second
-                    ),
+            return await ensure_limit_with(client, spec)
+
+
+async def ensure_limit_with(client: PrefectClient, spec: LimitSpec) -> str:
+    """`ensure_limit` on an open client (a caller that goes on to use the limit saves opening another)."""
+    try:
+        existing = await client.read_global_concurrency_limit_by_name(spec.name)
+    except ObjectNotFound:
+        with suppress(ObjectAlreadyExists):
+            await client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(
+                    name=spec.name, limit=spec.limit, slot_decay_per_second=spec.slot_decay_per_second
                 )
-                return "updated"
-            return "exists"
+            )
+            return "created"
+        return "exists"
+    if (
+        existing.limit != spec.limit
+        or not existing.active
+        or existing.slot_decay_per_second != spec.slot_decay_per_second
+    ):
+        await client.update_global_concurrency_limit(
+            spec.name,
+            GlobalConcurrencyLimitUpdate(
+                limit=spec.limit, active=True, slot_decay_per_second=spec.slot_decay_per_second
+            ),
+        )
+        return "updated"
+    return "exists"

@@ -24,17 +24,15 @@ a 503. Prefect's client then retries after its backoff, 2 s (`Received response 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import httpx
-from prefect.concurrency._asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
 from prefect.settings import PREFECT_API_URL
 
 from tasks import settings
 from tasks.lake.concurrency_limits import LimitSpec, ensure_limit
+from tasks.lake.lease import acquire_slot, holding
 from tasks.months import Month
 
 
@@ -73,46 +71,27 @@ def ensure_write_limit(name: str, timeout_seconds: float | None = None) -> None:
 def month_write_lock(service: str, month: Month) -> Iterator[None]:
     """Hold the month's write slot for the duration of the block; waits for another writer of the same month.
 
-    One deadline, `WRITE_LOCK_TIMEOUT_SECONDS`, covers creating the limit and acquiring its slot, however the API
-    behaves. Raises `WriteLockTimeout` when it passes (not retried: a retry would wait as long again for a slot
-    that a killed writer may hold for good), and `WriteLockUnavailable` when the API refuses the connection; both
-    name the limit and the API.
+    The limit is created, or set back to one active slot, and its slot taken in one client session
+    (`tasks.lake.lease`, which says what this saves over Prefect's `concurrency()`). One deadline,
+    `WRITE_LOCK_TIMEOUT_SECONDS`, covers both however the API behaves. Raises `WriteLockTimeout` when it passes (not
+    retried: a retry would wait as long again for a slot that a killed writer may hold for good), and
+    `WriteLockUnavailable` when the API refuses the connection; both name the limit and the API.
     """
     name = write_lock_name(service, month)
-    waited = settings.WRITE_LOCK_TIMEOUT_SECONDS
-    deadline = time.monotonic() + waited
-    with ExitStack() as held:
-        try:
-            try:
-                ensure_write_limit(name, timeout_seconds=waited)
-            except TimeoutError:
-                raise WriteLockTimeout(
-                    f"the Prefect API at {prefect_api()} did not answer within {waited} s while creating the "
-                    f"concurrency limit {name} (the write lock of {service} {month})"
-                ) from None  # decisive for `tasks.retries`: a TimeoutError cause would make it a retry
-            held.enter_context(
-                concurrency(
-                    name,
-                    occupy=1,
-                    timeout_seconds=max(deadline - time.monotonic(), 0.01),
-                    lease_duration=settings.WRITE_LOCK_LEASE_SECONDS,
-                    strict=True,
-                )
-            )
-        except TimeoutError:
-            raise WriteLockTimeout(
-                f"waited {waited} s for the concurrency limit {name} on the Prefect API at {prefect_api()}: another "
-                f"run is writing {service} {month}, a run killed while writing left the slot taken (a real Prefect "
-                f"server frees it {settings.WRITE_LOCK_LEASE_SECONDS} s after; the temporary server never does), or "
-                f"the API did not answer. If no run is writing this month: prefect gcl update {name} --active-slots 0"
-            ) from None
-        except (httpx.TransportError, ConcurrencySlotAcquisitionError) as error:
-            if isinstance(error, ConcurrencySlotAcquisitionError) and not isinstance(
-                error.__cause__, httpx.TransportError
-            ):
-                raise
-            raise WriteLockUnavailable(
-                f"the Prefect API at {prefect_api()} cannot be reached for the concurrency limit {name} "
-                f"(the write lock of {service} {month}): {type(error).__name__}: {error}"
-            ) from error
+    waited, lease = settings.WRITE_LOCK_TIMEOUT_SECONDS, settings.WRITE_LOCK_LEASE_SECONDS
+    try:
+        lease_id = acquire_slot(LimitSpec(name, 1), lease, waited)
+    except TimeoutError:
+        raise WriteLockTimeout(
+            f"waited {waited} s for the concurrency limit {name} on the Prefect API at {prefect_api()}: another "
+            f"run is writing {service} {month}, a run killed while writing left the slot taken (a real Prefect "
+            f"server frees it {lease} s after; the temporary server never does), or "
+            f"the API did not answer. If no run is writing this month: prefect gcl update {name} --active-slots 0"
+        ) from None  # decisive for `tasks.retries`: a TimeoutError cause would make it a retry
+    except httpx.TransportError as error:
+        raise WriteLockUnavailable(
+            f"the Prefect API at {prefect_api()} cannot be reached for the concurrency limit {name} "
+            f"(the write lock of {service} {month}): {type(error).__name__}: {error}"
+        ) from error
+    with holding(lease_id, lease, release_seconds=waited):
         yield
