@@ -33,6 +33,7 @@ class Size:
     repeats: int = 3
     concurrent_processes: int = 1  # memory measurements that may run side by side
     scale_points: tuple[int, ...] = (1, 3, 6, 12)  # month counts of the scale section; the last one is "the year"
+    flow_runs: int = 20  # consecutive taxi_etl runs on one Dask cluster whose scheduler's memory is followed
 
     @classmethod
     def full(cls) -> Size:
@@ -47,6 +48,7 @@ class Size:
             serializer_rows=20_000,
             concurrent_processes=3,
             scale_points=(1, 2),
+            flow_runs=6,
         )
 
 
