@@ -200,15 +200,11 @@ def test_a_worker_killed_in_a_month_loses_nothing_the_survivor_runs_it_again(tmp
         assert after_kill[partition].equals(table), partition
 
 
-def _cpu_pools() -> tuple[int, int]:
+def test_each_worker_from_start_dask_computes_on_one_thread_so_a_second_worker_is_a_second_core(two_workers):
     import polars
 
-    return polars.thread_pool_size(), pa.cpu_count()
-
-
-def test_each_worker_from_start_dask_computes_on_one_thread_so_a_second_worker_is_a_second_core(two_workers):
     address, groups = two_workers
-    with Client(address, timeout=60) as client:
-        pools = client.run(_cpu_pools)
-    assert set(pools) == set(groups)
-    assert set(pools.values()) == {(1, 1)}, pools
+    with Client(address, timeout=60) as client:  # functions the workers import by name: they run the installed project
+        pools = {"polars": client.run(polars.thread_pool_size), "arrow": client.run(pa.cpu_count)}
+    for library, threads in pools.items():
+        assert set(threads) == set(groups) and set(threads.values()) == {1}, (library, threads)
