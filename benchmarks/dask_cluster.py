@@ -24,6 +24,7 @@ from pathlib import Path
 import cloudpickle
 from distributed import Client, Scheduler
 from prefect.settings import PREFECT_API_URL
+from rich.console import Console
 
 from benchmarks.harness import Size
 from benchmarks.scale import CACHE_FROM_ROWS, generated_months
@@ -34,6 +35,7 @@ from tasks.months import Month
 from tasks.observe.measure import Result, run_child, spread
 
 LESSON = "flows/etl.py"
+console = Console(stderr=True)  # a full run takes minutes: say what each measurement gave
 SCALING = 1.8  # two workers' throughput at least this many times one worker's (90% scaling efficiency)
 GROWTH_MIB_PER_RUN = 1.0  # the scheduler's RSS may grow at most this much per run after the first
 TINY_ROWS = 3_000  # the scheduler_growth months: the flow's and the cluster's overhead is what is measured
@@ -91,6 +93,7 @@ def dask_scaling_case(size: Size, workdir: Path) -> list[Result]:
             for workers in (1, 2) if repeat % 2 == 0 else (2, 1):
                 output = workdir / f"dask-scaling-{workers}-{repeat}"
                 seconds[workers].append(etl_seconds(source, months, output, clusters[workers][0]))
+                console.log(f"  dask_scaling: {workers} worker(s), round {repeat + 1}: {seconds[workers][-1]:.3g} s")
         threads = two[1].run(_project_on_worker)
     details = [
         {
