@@ -130,7 +130,9 @@ def start_dask(api_url: str, workers: int = 2, name: str = "dask") -> dict[str, 
     """
     port = free_port()
     bin_dir = Path(sys.executable).parent
-    env = {"PREFECT_API_URL": api_url}
+    # PYTHONPATH: the cluster unpickles the flow's functions by module name, so it must import this checkout's
+    # modules, not whichever checkout the environment's editable install points at
+    env = {"PREFECT_API_URL": api_url, "PYTHONPATH": str(settings.PROJECT_ROOT)}
     spawn(
         f"{name}-scheduler",
         [
