@@ -17,6 +17,7 @@ from prefect.utilities.annotations import quote as quoted
 
 from benchmarks.anchor_case import anchor_month
 from benchmarks.dask_case import dask_case
+from benchmarks.dask_cluster import dask_scaling_case, scheduler_growth_case
 from benchmarks.harness import Size, first_month_frame, months_on_disk
 from benchmarks.monitoring_case import monitoring_overhead_case
 from benchmarks.storage_cases import s3_results_case, serializer_case
@@ -182,6 +183,8 @@ CASES: list[tuple[str, Callable[[Size, Path], list[Result]]]] = [
     ("serializer", serializer_case),
     ("s3_results", s3_results_case),
     ("dask", dask_case),
+    ("dask_scaling", dask_scaling_case),
+    ("scheduler_growth", scheduler_growth_case),
     ("overhead", overhead_case),
     ("anchor", anchor_case),
     ("overhead_year", overhead_year_case),

@@ -34,6 +34,7 @@ class Size:
     concurrent_processes: int = 1  # memory measurements that may run side by side
     scale_points: tuple[int, ...] = (1, 3, 6, 12)  # month counts of the scale section; the last one is "the year"
     monitoring_processes: int | None = None  # fresh processes per variant of `monitoring_overhead` (None: repeats)
+    flow_runs: int = 20  # consecutive taxi_etl runs on one Dask cluster whose scheduler's memory is followed
 
     @classmethod
     def full(cls) -> Size:
@@ -51,6 +52,7 @@ class Size:
             concurrent_processes=3,
             scale_points=(1, 2),
             monitoring_processes=1,
+            flow_runs=6,
         )
 
 

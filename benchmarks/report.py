@@ -94,8 +94,9 @@ def write_markdown(document: dict, path: Path) -> None:
 
 
 def render_readme_block(document: dict) -> str:
-    """The README's generated block, markers included."""
+    """The README's generated block, markers included; a row's note (a figure its ratio cannot show) below."""
     counts = sorted({repeats(r) for r in document["results"]})
+    notes = [f"- `{r['name']}`: {r['note']}" for r in document["results"] if r["note"]]
     return "\n".join(
         [
             README_START,
@@ -110,6 +111,7 @@ def render_readme_block(document: dict) -> str:
                 f"| `{r['name']}` | `{r['lesson']}` | {r['ratio']:.2f}x | {r['target'] or '-'} | {MET[r['met']]} |"
                 for r in document["results"]
             ),
+            *(["", *notes] if notes else []),
             *(
                 [
                     "",

@@ -107,17 +107,34 @@ def start_s3() -> dict[str, str]:
     }
 
 
-def start_dask(api_url: str, workers: int = 2) -> dict[str, str]:
+# One thread of CPU per Dask worker: a worker runs one month at a time (`--nthreads 1`, `MONTH=1`), but polars,
+# Arrow (OMP_NUM_THREADS sizes its CPU pool), BLAS and tokio (deltalake) each start a pool as wide as the machine.
+# Two workers' pools on two cores would fight over both; one thread each makes a worker one core's worth of work.
+SINGLE_THREADED = {
+    "POLARS_MAX_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "RAYON_NUM_THREADS": "1",
+    "TOKIO_WORKER_THREADS": "1",
+}
+
+
+def start_dask(api_url: str, workers: int = 2, name: str = "dask") -> dict[str, str]:
     """A `dask scheduler` and `workers` single-threaded `dask worker`s that report to Prefect at `api_url`.
 
     Each worker declares one unit of the resource `MONTH`: `taxi_etl` asks one per month, so a worker holds at most
-    one heavy month at a time (see flows/etl.py).
+    one heavy month at a time (see flows/etl.py); its libraries use one CPU thread (`SINGLE_THREADED`), so each
+    worker added adds one core's worth of work. The processes are recorded as `<name>-scheduler`,
+    `<name>-worker-<i>` (`scheduler_pid(name)`).
     """
     port = free_port()
     bin_dir = Path(sys.executable).parent
-    env = {"PREFECT_API_URL": api_url}
+    # PYTHONPATH: the cluster unpickles the flow's functions by module name, so it must import this checkout's
+    # modules, not whichever checkout the environment's editable install points at
+    env = {"PREFECT_API_URL": api_url, "PYTHONPATH": str(settings.PROJECT_ROOT)}
     spawn(
-        "dask-scheduler",
+        f"{name}-scheduler",
         [
             str(bin_dir / "dask"),
             "scheduler",
@@ -134,14 +151,19 @@ def start_dask(api_url: str, workers: int = 2) -> dict[str, str]:
     address = f"tcp://127.0.0.1:{port}"
     for index in range(workers):
         spawn(
-            f"dask-worker-{index}",
+            f"{name}-worker-{index}",
             [
                 *(str(bin_dir / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1"),
                 *("--no-dashboard", "--resources", "MONTH=1"),
             ],
-            env,
+            {**env, **SINGLE_THREADED},
         )
     return {"TAXI_DASK_ADDRESS": address}
+
+
+def scheduler_pid(name: str = "dask") -> int:
+    """The process id of the scheduler `start_dask(..., name=name)` started (its RSS is the scheduler's own)."""
+    return int((settings.RUN_DIR / f"{name}-scheduler.pid").read_text())
 
 
 WORK_POOL = "taxi-process"

@@ -42,6 +42,8 @@ EXPECTED = {
     "dask_polars",
     "dask_wall_pandas",
     "dask_wall_polars",
+    "dask_scaling",
+    "scheduler_growth",
     "overhead",
     "anchor_month",
     "overhead_year",

@@ -202,3 +202,13 @@ def test_a_worker_killed_in_a_month_loses_nothing_the_survivor_runs_it_again(tmp
     )
     for partition, table in clean_tables.items():
         assert after_kill[partition].equals(table), partition
+
+
+def test_each_worker_from_start_dask_computes_on_one_thread_so_a_second_worker_is_a_second_core(two_workers):
+    import polars
+
+    address, groups = two_workers
+    with Client(address, timeout=60) as client:  # functions the workers import by name: they run the installed project
+        pools = {"polars": client.run(polars.thread_pool_size), "arrow": client.run(pa.cpu_count)}
+    for library, threads in pools.items():
+        assert set(threads) == set(groups) and set(threads.values()) == {1}, (library, threads)

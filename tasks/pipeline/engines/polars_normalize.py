@@ -122,4 +122,3 @@ def normalized_columns(scan: pl.LazyFrame, service: str, source: str) -> list[pl
 def normalize_lazy(scan: pl.LazyFrame, service: str, source: str) -> pl.LazyFrame:
     """`scan` mapped onto `CANONICAL_SCHEMA` (`normalized_columns`)."""
     return scan.select(normalized_columns(scan, service, source))
-
