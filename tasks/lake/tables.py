@@ -181,7 +181,7 @@ def _commit_month(
 def _place_file(uri: str, path: str, service: str, month: Month) -> AddAction:
     """Put a month's parquet file, as written, into the table's partition folder: the Delta log's add action.
 
-    The file is written once, by the streaming engine; the commit then only names it, so a month costs its own
+    The file is written once, by the month's engine; the commit then only names it, so a month costs its own
     plan plus a copy (a hard link on the same disk), not a second decode and encode. Until a commit names it the
     file is no part of the table, and `vacuum` removes it if none ever does."""
     folder = f"service={service}/year={month.year}/month={month.month}"

@@ -15,11 +15,10 @@ slot by hand. Runs that may be killed (schedules, workers) belong on a real serv
 An API that does not answer. Creating the limit and taking its slot share that one deadline (Prefect's client
 alone would wait minutes per call); a refused connection fails at once. Both failures name the API and the limit.
 
-Why one month of a run sometimes starts ~2 s after the other. On a server backed by SQLite (the temporary one, and
-`make server`'s), taking a slot is a transaction that reads, then writes; SQLite has one writer at a time, so a
-second month taking its own slot at the same moment can meet "database is locked", which the server answers with
-a 503. Prefect's client then retries after its backoff, 2 s (`Received response with retryable status code 503
-... Another attempt will be made in ~2 s` in the client's debug log). The month waits; nothing is lost.
+Two months starting together. On a server backed by SQLite (the temporary one, and `make server`'s), taking a
+slot is a transaction that reads, then writes; SQLite has one writer at a time, so a second month taking its own
+slot at the same moment can meet "database is locked", which the server answers with a 503. Prefect's client would
+retry after its 2 s backoff; `tasks.lake.lease` asks again after about 0.1 s. The month waits; nothing is lost.
 """
 
 from __future__ import annotations
