@@ -19,9 +19,10 @@ import json
 import resource
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tasks.observe.measure import Result, run_child
+from tasks.observe.measure import Result, map_in_context, run_child
 from tasks.observe.peak_memory import peak_rss_bytes
 
 TARGET = 1.2  # the project's core-seconds at most this many times DuckDB's
@@ -137,12 +138,19 @@ def measure(engine: str, source: str, month: str) -> dict[str, float]:
     return {"core_seconds": round(cpu, 3), "peak_rss_mib": round(peak_rss_bytes() / 2**20, 1)}
 
 
-def anchor_month(source: str, month: str, rows: int, repeats: int) -> Result:
-    """The row: DuckDB's core-seconds (baseline) against the project's (optimized), rounds interleaved."""
+def anchor_month(source: str, month: str, rows: int, repeats: int, side_by_side: int = 1) -> Result:
+    """The row: DuckDB's core-seconds (baseline) against the project's (optimized), rounds interleaved; up to
+    `side_by_side` processes at once (a quick run's: core-seconds do not count waiting for a core)."""
+    jobs = [engine for _ in range(repeats) for engine in ENGINES]
+    with ThreadPoolExecutor(side_by_side) as pool:
+        outs = list(
+            map_in_context(
+                pool, lambda engine: run_child("benchmarks.anchor_case", "--child", engine, source, month), jobs
+            )
+        )
     samples: dict[str, list[dict[str, float]]] = {engine: [] for engine in ENGINES}
-    for _ in range(repeats):
-        for engine in ENGINES:
-            samples[engine].append(run_child("benchmarks.anchor_case", "--child", engine, source, month))
+    for engine, out in zip(jobs, outs, strict=True):
+        samples[engine].append(out)
     result = Result.from_repeats(
         "anchor_month",
         f"core-seconds of one {rows:,}-row month: DuckDB's SQL of the same plan vs the project's run_month "
