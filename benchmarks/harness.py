@@ -60,7 +60,7 @@ class Size:
             fresh_workers=False,
             scale_points=(1, 2),
             monitoring_processes=1,
-            flow_runs=6,
+            flow_runs=4,  # the fewest that give the scheduler_growth row 3 samples after the first run
         )
 
 
