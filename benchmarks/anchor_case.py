@@ -15,6 +15,7 @@ Core-seconds rather than wall seconds: on a shared machine they do not count the
 # ruff: noqa: S608 (the SQL here is made of the project's constants and a generated file's path)
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
@@ -167,17 +168,23 @@ def anchor_month(source: str, month: str, rows: int, repeats: int, side_by_side:
     return result
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         print(json.dumps(measure(*argv[1:4])))
         return 0
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.anchor_case", description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="a generated or TLC yellow month (parquet)")
+    parser.add_argument("month", help="YYYY-MM")
+    parser.add_argument("repeats", type=int, nargs="?", default=3, help="interleaved rounds (default: 3)")
+    args = parser.parse_args(argv)
     import pyarrow.parquet as pq
 
-    source, month = str(Path(argv[0]).resolve()), argv[1]
-    result = anchor_month(source, month, pq.read_metadata(source).num_rows, int(argv[2]) if len(argv) > 2 else 3)
+    source = str(args.source.resolve())
+    result = anchor_month(source, args.month, pq.read_metadata(source).num_rows, args.repeats)
     print(json.dumps(result.to_dict(), indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

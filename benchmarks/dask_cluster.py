@@ -14,7 +14,6 @@ import statistics
 import sys
 from pathlib import Path
 
-import cloudpickle
 from distributed import Client, Scheduler
 
 from benchmarks.harness import Size
@@ -26,25 +25,12 @@ from tasks.observe.measure import Result
 LESSON = "flows/etl.py"
 GROWTH_MIB_PER_RUN = 1.0  # the scheduler's RSS may grow at most this much per run after the first
 TINY_ROWS = 3_000  # the scheduler_growth months: the flow's and the cluster's overhead is what is measured
-# The functions run on the scheduler travel by value: that process imports the project as installed, which need
-# not be this checkout.
-cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 def rss_mib(pid: int) -> float:
     """The resident memory of process `pid` now (`VmRSS`), in MiB."""
     status = Path(f"/proc/{pid}/status").read_text()
     return next(int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
-
-
-def _scheduler_state(dask_scheduler: Scheduler) -> dict:
-    """What the scheduler holds after the runs (`run_on_scheduler` passes it by this parameter's name)."""
-    return {
-        "tasks": len(dask_scheduler.tasks),
-        "clients": len(dask_scheduler.clients),
-        "plugins": sorted(dask_scheduler.plugins),
-        "prefect imported": "prefect" in sys.modules,
-    }
 
 
 def scheduler_growth(size: Size, workdir: Path, name: str, address: str, client: Client) -> Result:
@@ -62,7 +48,18 @@ def scheduler_growth(size: Size, workdir: Path, name: str, address: str, client:
         taxi_etl_on("dask", address)(service="yellow", months=months, source=source, output=str(output))
         shutil.rmtree(output, ignore_errors=True)
         rss.append(rss_mib(pid))
-    state = client.run_on_scheduler(_scheduler_state)
+
+    def scheduler_state(dask_scheduler: Scheduler) -> dict:
+        """What the scheduler holds after the runs (`run_on_scheduler` passes it by this parameter's name). Nested,
+        so it travels by value: importing this module there would import Prefect into the process measured."""
+        return {
+            "tasks": len(dask_scheduler.tasks),
+            "clients": len(dask_scheduler.clients),
+            "plugins": sorted(dask_scheduler.plugins),
+            "prefect imported": "prefect" in sys.modules,
+        }
+
+    state = client.run_on_scheduler(scheduler_state)
     after = rss[2:]  # after the second run onwards: the first run's one-time step left out
     slope = statistics.linear_regression(range(len(after)), after).slope
     result = Result.from_repeats(
