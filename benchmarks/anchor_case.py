@@ -15,13 +15,15 @@ Core-seconds rather than wall seconds: on a shared machine they do not count the
 # ruff: noqa: S608 (the SQL here is made of the project's constants and a generated file's path)
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tasks.observe.measure import Result, run_child
+from tasks.observe.measure import Result, map_in_context, run_child
 from tasks.observe.peak_memory import peak_rss_bytes
 
 TARGET = 1.2  # the project's core-seconds at most this many times DuckDB's
@@ -137,12 +139,19 @@ def measure(engine: str, source: str, month: str) -> dict[str, float]:
     return {"core_seconds": round(cpu, 3), "peak_rss_mib": round(peak_rss_bytes() / 2**20, 1)}
 
 
-def anchor_month(source: str, month: str, rows: int, repeats: int) -> Result:
-    """The row: DuckDB's core-seconds (baseline) against the project's (optimized), rounds interleaved."""
+def anchor_month(source: str, month: str, rows: int, repeats: int, side_by_side: int = 1) -> Result:
+    """The row: DuckDB's core-seconds (baseline) against the project's (optimized), rounds interleaved; up to
+    `side_by_side` processes at once (a quick run's: core-seconds do not count waiting for a core)."""
+    jobs = [engine for _ in range(repeats) for engine in ENGINES]
+    with ThreadPoolExecutor(side_by_side) as pool:
+        outs = list(
+            map_in_context(
+                pool, lambda engine: run_child("benchmarks.anchor_case", "--child", engine, source, month), jobs
+            )
+        )
     samples: dict[str, list[dict[str, float]]] = {engine: [] for engine in ENGINES}
-    for _ in range(repeats):
-        for engine in ENGINES:
-            samples[engine].append(run_child("benchmarks.anchor_case", "--child", engine, source, month))
+    for engine, out in zip(jobs, outs, strict=True):
+        samples[engine].append(out)
     result = Result.from_repeats(
         "anchor_month",
         f"core-seconds of one {rows:,}-row month: DuckDB's SQL of the same plan vs the project's run_month "
@@ -159,17 +168,23 @@ def anchor_month(source: str, month: str, rows: int, repeats: int) -> Result:
     return result
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         print(json.dumps(measure(*argv[1:4])))
         return 0
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.anchor_case", description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, help="a generated or TLC yellow month (parquet)")
+    parser.add_argument("month", help="YYYY-MM")
+    parser.add_argument("repeats", type=int, nargs="?", default=3, help="interleaved rounds (default: 3)")
+    args = parser.parse_args(argv)
     import pyarrow.parquet as pq
 
-    source, month = str(Path(argv[0]).resolve()), argv[1]
-    result = anchor_month(source, month, pq.read_metadata(source).num_rows, int(argv[2]) if len(argv) > 2 else 3)
+    source = str(args.source.resolve())
+    result = anchor_month(source, args.month, pq.read_metadata(source).num_rows, args.repeats)
     print(json.dumps(result.to_dict(), indent=2))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

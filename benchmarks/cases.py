@@ -6,7 +6,6 @@ carries its samples; `lesson` names the module it measures. To add a row, add a 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -17,11 +16,10 @@ from prefect.utilities.annotations import quote as quoted
 
 from benchmarks.anchor_case import anchor_month
 from benchmarks.dask_case import dask_case
-from benchmarks.dask_cluster import dask_scaling_case, scheduler_growth_case
 from benchmarks.harness import Size, first_month_frame, months_on_disk
 from benchmarks.monitoring_case import monitoring_overhead_case
 from benchmarks.storage_cases import s3_results_case, serializer_case
-from benchmarks.year_cases import cache_year_case, overhead_year_case
+from benchmarks.year_cases import cache_year_case, fresh_paths
 from flows import caching, disk_io, quote
 from flows.etl import taxi_etl
 from tasks.months import Month
@@ -90,15 +88,12 @@ def quote_case(size: Size, workdir: Path) -> list[Result]:
 
 
 def cache_case(size: Size, workdir: Path) -> list[Result]:
-    """Each repeat copies the months to paths never cached before, then runs cold and reruns cached."""
+    """Each repeat links the months under paths never cached before, then runs cold and reruns cached."""
     source, months = months_on_disk(size, workdir, size.disk_io_months)
     cold, cached = [], []
     for repeat in range(size.repeats):
-        fresh = workdir / f"cache-source-{repeat}"
-        fresh.mkdir()
-        for month in months:
-            shutil.copy(source.format(service="yellow", month=month), fresh)
-        template, output = str(fresh / "{service}_tripdata_{month}.parquet"), str(workdir / f"cache-out-{repeat}")
+        template = fresh_paths(source, months, workdir / f"cache-source-{repeat}")
+        output = str(workdir / f"cache-out-{repeat}")
         run = partial(caching.cached_etl, months=months, source=template, output=output)
         cold += timings(run, 1)
         cached += timings(run, 1)
@@ -119,8 +114,8 @@ def cache_case(size: Size, workdir: Path) -> list[Result]:
 
 
 def disk_io_case(size: Size, workdir: Path) -> list[Result]:
-    """Peak memory of each variant's flow process, each repeat in fresh processes (several repeats at once in a
-    quick run: a process's peak is its own, and a full run keeps them apart to leave the machine's memory free)."""
+    """Peak memory of each variant's flow process, each repeat in fresh processes, `Size.concurrent_processes`
+    repeats at once (a process's peak is its own; a full run's two in-memory flows hold up to 6 GiB together)."""
     source, months = months_on_disk(size, workdir, size.disk_io_months)
     outputs = [str(workdir / f"disk-io-out-{repeat}") for repeat in range(size.repeats)]
     with ThreadPoolExecutor(size.concurrent_processes) as pool:  # each process's own peak: concurrency can't move it
@@ -173,7 +168,9 @@ def overhead_case(size: Size, workdir: Path) -> list[Result]:
 def anchor_case(size: Size, workdir: Path) -> list[Result]:
     """The project's month against DuckDB's SQL of the same plan, in core-seconds (`benchmarks/anchor_case.py`)."""
     source, months = months_on_disk(size, workdir, 1)
-    return [anchor_month(source.format(service="yellow", month=months[0]), months[0], size.rows, size.repeats)]
+    side_by_side = size.concurrent_processes if size.timed_side_by_side else 1
+    uri = source.format(service="yellow", month=months[0])
+    return [anchor_month(uri, months[0], size.rows, size.repeats, side_by_side)]
 
 
 CASES: list[tuple[str, Callable[[Size, Path], list[Result]]]] = [
@@ -183,11 +180,8 @@ CASES: list[tuple[str, Callable[[Size, Path], list[Result]]]] = [
     ("serializer", serializer_case),
     ("s3_results", s3_results_case),
     ("dask", dask_case),
-    ("dask_scaling", dask_scaling_case),
-    ("scheduler_growth", scheduler_growth_case),
     ("overhead", overhead_case),
     ("anchor", anchor_case),
-    ("overhead_year", overhead_year_case),
     ("cache_year", cache_year_case),
     ("monitoring_overhead", monitoring_overhead_case),
 ]

@@ -3,7 +3,8 @@
 Each repeat runs the months one after another in this process (the baseline), then starts a fresh two-worker
 `LocalCluster` (timed: workers up and the project imported on them) and runs the lesson's flow on it through
 its address. A run's time is from the call until its last month finished (`MonthSummary.finished_at`), so
-the flow's final dask.dataframe aggregation, which the baseline does not do, is left out of both.
+the flow's final dask.dataframe aggregation, which the baseline does not do, is left out of both. A quick run
+starts one cluster for all its repeats (`Size.cluster_per_repeat`): each start is two fresh worker processes.
 """
 
 from __future__ import annotations
@@ -53,21 +54,28 @@ def dask_case(size: Size, workdir: Path) -> list[Result]:
     parallel: dict[str, list[float]] = {engine: [] for engine in ENGINES}
     cluster_start: list[float] = []
     seq, on_dask = str(workdir / "sequential"), str(workdir / "dask")
-    for _ in range(size.repeats):
-        for engine in ENGINES:
-            run = partial(dask_runner.sequential_months, months=months, source=source, engine=engine, output=seq)
-            sequential[engine].append(until_last_month(run))
-        started = time.perf_counter()
-        cluster, client = start_cluster()
-        cluster_start.append(time.perf_counter() - started)
-        try:
+    cluster = client = None
+    try:
+        for _ in range(size.repeats):
+            for engine in ENGINES:
+                run = partial(dask_runner.sequential_months, months=months, source=source, engine=engine, output=seq)
+                sequential[engine].append(until_last_month(run))
+            if cluster is None or size.cluster_per_repeat:
+                if cluster is not None:
+                    client.close()
+                    cluster.close()
+                started = time.perf_counter()
+                cluster, client = start_cluster()
+                cluster_start.append(time.perf_counter() - started)
             for engine in ENGINES:
                 address = cluster.scheduler_address
                 run = partial(months_on_dask, address, months=months, source=source, engine=engine, output=on_dask)
                 parallel[engine].append(until_last_month(run))
-        finally:
+    finally:
+        if cluster is not None:
             client.close()
             cluster.close()
+    starts = cluster_start * (size.repeats // len(cluster_start))  # one start per repeat, or the one start each time
     count, results = len(months), []
     throughput = [  # the same runs as months per second, with the cluster start that the rows leave out
         {
@@ -96,7 +104,7 @@ def dask_case(size: Size, workdir: Path) -> list[Result]:
             f"dask_wall_{engine}",
             f"wall seconds for all {count} months, {engine}: sequential vs cluster start + {WORKERS} Dask workers",
             sequential[engine],
-            [start + run for start, run in zip(cluster_start, parallel[engine], strict=True)],
+            [start + run for start, run in zip(starts, parallel[engine], strict=True)],
             size.rows,
             lesson="flows/dask_runner.py",
         )

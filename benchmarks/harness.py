@@ -12,14 +12,14 @@ from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-from data.generate import write_month
+from data.generate import MonthFile, requested_months, write_months
 from servers import start_prefect, stop
 from tasks import settings
-from tasks.months import Month
 from tasks.pipeline.extract import read_trip_file
 from tasks.schema import normalize_table
 
-MONTHS = [f"2025-{m:02d}" for m in range(1, 13)]
+YEAR = 2024  # the generated year every case reads its months from
+CACHE_FROM_ROWS = 1_000_000  # months this large take seconds each to generate: keep them between runs
 
 
 @dataclass
@@ -31,28 +31,36 @@ class Size:
     dask_months: int
     serializer_rows: int
     repeats: int = 3
-    concurrent_processes: int = 1  # memory measurements that may run side by side
-    scale_points: tuple[int, ...] = (1, 3, 6, 12)  # month counts of the scale section; the last one is "the year"
-    monitoring_processes: int | None = None  # fresh processes per variant of `monitoring_overhead` (None: repeats)
+    concurrent_processes: int = 1  # memory-only measurements (fresh processes) that may run side by side
+    timed_side_by_side: bool = False  # wall-time measurements may share the machine too (quick: figures mean little)
+    cluster_per_repeat: bool = True  # the Dask lesson's LocalCluster started anew for each repeat (its start timed)
+    fresh_workers: bool = True  # the scale section's Dask workers restarted before each run (each peak its own)
+    scale_points: tuple[int, ...] = (1, 4, 12)  # month counts of the scale section; the last one is "the year"
+    monitoring_processes: int | None = 2  # fresh processes per variant of `monitoring_overhead` (None: repeats)
     flow_runs: int = 20  # consecutive taxi_etl runs on one Dask cluster whose scheduler's memory is followed
 
     @classmethod
     def full(cls) -> Size:
-        return cls(rows=3_000_000, disk_io_months=3, dask_months=8, serializer_rows=300_000)
+        return cls(rows=3_000_000, disk_io_months=3, dask_months=4, serializer_rows=100_000, concurrent_processes=2)
 
     @classmethod
     def quick(cls) -> Size:
         """Tiny months, and as few fresh processes as the rows' three samples allow: a quick run checks the
-        machinery (each process imports Prefect, seconds of CPU on a small machine), its figures mean little."""
+        machinery (each process imports Prefect, seconds of CPU on a small machine), its figures mean little. So
+        one Dask lesson cluster for every repeat, no worker restarts (a Dask worker's peak there is the largest
+        of the runs so far), and processes side by side wherever the clusters are not involved."""
         return cls(
             rows=20_000,
             disk_io_months=2,
             dask_months=2,
             serializer_rows=5_000,
             concurrent_processes=3,
+            timed_side_by_side=True,
+            cluster_per_repeat=False,
+            fresh_workers=False,
             scale_points=(1, 2),
             monitoring_processes=1,
-            flow_runs=6,
+            flow_runs=4,  # the fewest that give the scheduler_growth row 3 samples after the first run
         )
 
 
@@ -90,14 +98,22 @@ def send_what_is_queued_for_the_api() -> None:
     EventsWorker.drain_all()
 
 
+def generated_months(rows: int, count: int, workdir: Path) -> tuple[str, list[str]]:
+    """The first `count` months of `rows` generated yellow trips of `YEAR`: (source template, months).
+
+    Every case reads these same files (a month read by several cases is generated once). Large months are kept
+    under `data/cache/scale/` between runs; small ones (a quick run) are written in `workdir`, in this process.
+    """
+    large = rows >= CACHE_FROM_ROWS
+    folder = (settings.CACHE_DIR / "scale" if large else workdir / "source") / f"yellow-{rows}-rows"
+    months = requested_months([YEAR], [])[:count]
+    write_months([MonthFile("yellow", month, rows, folder) for month in months], **({} if large else {"jobs": 1}))
+    return str(folder / "{service}_tripdata_{month}.parquet"), [str(month) for month in months]
+
+
 def months_on_disk(size: Size, workdir: Path, count: int) -> tuple[str, list[str]]:
-    """`count` generated yellow months (reused across cases); returns the source template and the months."""
-    folder = workdir / "source"
-    months = MONTHS[:count]
-    for month in months:
-        if not (folder / f"yellow_tripdata_{month}.parquet").exists():
-            write_month("yellow", Month.parse(month), size.rows, folder)
-    return str(folder / "{service}_tripdata_{month}.parquet"), months
+    """`count` generated yellow months of the run's size; returns the source template and the months."""
+    return generated_months(size.rows, count, workdir)
 
 
 def first_month_frame(size: Size, workdir: Path) -> pd.DataFrame:

@@ -1,18 +1,21 @@
-"""The scale section: 1 to 12 generated months of 3,000,000 rows through the same month plan, four ways.
+"""The scale section: 1 to 12 generated months of 3,000,000 rows through the same month plan, several ways.
 
-- bare polars, 1 and 2 processes: `run_month` month after month without a Prefect run (the floor);
-- `taxi_etl` on threads (its default runner: two months at a time in the flow process);
-- `taxi_etl` on an existing two-worker Dask cluster (`servers.start_dask`, started once, its start timed apart;
-  its workers are restarted before each run, so each run's worker peaks are that run's own).
+- bare polars in 2 processes: `run_month` month after month without a Prefect run (the floor);
+- `taxi_etl` on threads (its default runner: two months at a time in the flow process), and one month at a time;
+- `taxi_etl` on an existing two-worker Dask cluster and, over the year, on a one-worker one (`servers.start_dask`,
+  each started once, their starts timed apart; the workers are restarted before each run, so each run's worker
+  peaks are that run's own).
 
 Every measurement is a fresh process (`benchmarks.scale_runs`) reporting its wall seconds and peak RSS; a Dask
 run adds each worker's, read through the client. The rows answer issues 8's and 19's targets: `year_wall`,
-`year_linearity`, `year_peak_rss`, `month_peak_rss`, `month_peak_rss_growth` and `dask_year`; the curve of every
-variant over the month counts is the `year_wall` row's details, which `benchmarks/scale_chart.py` draws.
+`year_linearity`, `year_peak_rss`, `month_peak_rss`, `month_peak_rss_growth`, `dask_year`, `overhead_year` and
+`dask_scaling`; the curve of every variant over the month counts is the `year_wall` row's details, which
+`benchmarks/scale_chart.py` draws. `scheduler_growth` runs on the two-worker cluster before the section's runs
+(one cluster start for all of them).
 
-The months are generated once (`data.generate`'s year machinery) and kept under `data/cache/scale/` when large.
-The points between the first and the last count are measured once, and so is bare polars in one process: no row
-rests on them, and the section must fit a `make bench`.
+The months are generated once (`benchmarks.harness.generated_months`) and kept under `data/cache/scale/` when
+large. The points between the first and the last count are measured once: no row rests on them, and the section
+must fit a `make bench`.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ from distributed import Client
 from prefect.settings import PREFECT_API_URL
 from rich.console import Console
 
-from benchmarks.harness import Size
+from benchmarks.dask_cluster import scheduler_growth
+from benchmarks.harness import Size, generated_months
 from benchmarks.scale_rows import (
-    BARE_1,
     BARE_2,
     BIG_MONTH,
     BIG_MONTH_FACTOR,
     DASK,
+    DASK_ONE,
     PANDAS,
     SEQUENTIAL,
     WORKERS,
@@ -46,31 +50,25 @@ from benchmarks.scale_rows import (
     planned,
     scale_results,
 )
-from data.generate import MonthFile, requested_months, write_months
 from servers import start_dask, stop
-from tasks import settings
 from tasks.observe.measure import Result, map_in_context, peak_rss_mib, run_child
 
-YEAR = 2024
 console = Console(stderr=True)  # a full section runs for minutes: say what each measurement gave
-CACHE_FROM_ROWS = 1_000_000  # months this large take seconds each to generate: keep them between runs
 
 
-def generated_months(rows: int, count: int, folder: Path) -> tuple[str, list[str]]:
-    """`count` months of `rows` generated yellow trips of `YEAR` (kept if present); (source template, months)."""
-    months = requested_months([YEAR], [])[:count]
-    write_months([MonthFile("yellow", month, rows, folder) for month in months])
-    return str(folder / "{service}_tripdata_{month}.parquet"), [str(month) for month in months]
+def _import_project() -> dict:
+    """Imported on each worker before any timing; what a worker's CPU pool is, for the details."""
+    import polars
 
-
-def _import_project() -> None:
     importlib.import_module("tasks.pipeline.month")
+    return {"polars threads": polars.thread_pool_size()}
 
 
 @dataclass
 class Cluster:
-    """The existing cluster the Dask variant runs on: a scheduler and two `dask worker` processes."""
+    """An existing cluster a Dask variant runs on: a scheduler and its `dask worker` processes."""
 
+    name: str
     address: str
     client: Client
     start_seconds: float
@@ -89,27 +87,29 @@ class Cluster:
 
 
 @contextmanager
-def existing_cluster() -> Iterator[Cluster]:
-    """`servers.start_dask` (as `make dask`), reporting to this run's Prefect server; stopped by its process ids."""
+def existing_cluster(workers: int, name: str) -> Iterator[Cluster]:
+    """`servers.start_dask` (as `make dask`) with `workers` workers under `name`, reporting to this run's Prefect
+    server; stopped by its process ids."""
     started = time.perf_counter()
-    address = start_dask(PREFECT_API_URL.value(), workers=WORKERS)["TAXI_DASK_ADDRESS"]
     client = None
     try:
+        address = start_dask(PREFECT_API_URL.value(), workers=workers, name=name)["TAXI_DASK_ADDRESS"]
         client = Client(address, timeout=120)
-        client.wait_for_workers(WORKERS, timeout=300)
+        client.wait_for_workers(workers, timeout=300)
         client.run(_import_project)
-        yield Cluster(address, client, time.perf_counter() - started, [])
+        yield Cluster(name, address, client, time.perf_counter() - started, [])
     finally:
         if client is not None:
             client.close()
-        stop(["dask"])
+        stop([f"{name}-"])
 
 
 class Measure:
     """Runs the jobs: each in fresh processes, each writing into its own output folder, removed afterwards."""
 
-    def __init__(self, year: tuple[str, list[str]], big: tuple[str, list[str]], workdir: Path, cluster: Cluster):
-        self.year, self.big, self.workdir, self.cluster = year, big, workdir, cluster
+    def __init__(self, year: tuple[str, list[str]], big: tuple[str, list[str]], workdir: Path, clusters: dict):
+        self.year, self.big, self.workdir, self.clusters = year, big, workdir, clusters
+        self.fresh_workers = True  # restart a cluster's workers before each run on it, so their peaks are its own
 
     def __call__(self, job: Job) -> Run:
         variant = re.sub(r"\W+", "-", job.variant).strip("-")
@@ -127,8 +127,8 @@ class Measure:
     def _run(self, job: Job, output: str) -> Run:
         source, months = self.big if job.variant == BIG_MONTH else self.year
         months = months[: job.months]
-        if job.variant in (BARE_1, BARE_2):
-            parts = [months] if job.variant == BARE_1 else [p for p in (months[0::2], months[1::2]) if p]
+        if job.variant == BARE_2:
+            parts = [p for p in (months[0::2], months[1::2]) if p]
             barrier = Path(output) / "barrier"
             with ThreadPoolExecutor(len(parts)) as pool:
                 outs = list(
@@ -145,39 +145,45 @@ class Measure:
             peaks = {f"process {index}": out["peak_rss_mib"] for index, out in enumerate(outs, start=1)}
             return Run(job, seconds, sum(out["rows"] for out in outs), peaks)
         options = ["--source", source, "--months", ",".join(months), "--output", output]
-        if job.variant == DASK:
-            self.cluster.fresh_workers()
-            options += ["--runner", "dask", "--dask-address", self.cluster.address]
+        cluster = self.clusters.get(job.variant)
+        if cluster and self.fresh_workers:
+            cluster.fresh_workers()
+            options += ["--runner", "dask", "--dask-address", cluster.address]
         if job.variant == SEQUENTIAL:
             options += ["--month-threads", "1"]
         if job.variant == PANDAS:
             options += ["--engine", "pandas"]
         out = run_child("benchmarks.scale_runs", "etl", *options)
-        peaks = {"flow": out["peak_rss_mib"], **(self.cluster.worker_peaks() if job.variant == DASK else {})}
+        peaks = {"flow": out["peak_rss_mib"], **(cluster.worker_peaks() if cluster else {})}
         return Run(job, out["seconds"], out["rows"], peaks)
 
 
 def scale_case(size: Size, workdir: Path) -> list[Result]:
-    """Measure every planned job (side by side in quick runs, one at a time in full ones) and build the rows."""
-    folder = settings.CACHE_DIR / "scale" if size.rows >= CACHE_FROM_ROWS else workdir / "scale-source"
-    year = generated_months(size.rows, size.scale_points[-1], folder / f"yellow-{size.rows}-rows")
-    big_rows = size.rows * BIG_MONTH_FACTOR
-    big = generated_months(big_rows, 1, folder / f"yellow-{big_rows}-rows")
+    """`scheduler_growth` on the two-worker cluster, then every planned job, one at a time (in a quick run the
+    jobs off the clusters run beside the others), and the rows built from them."""
+    year = generated_months(size.rows, size.scale_points[-1], workdir)
+    big = generated_months(size.rows * BIG_MONTH_FACTOR, 1, workdir)
     jobs = planned(size.scale_points, size.repeats)
-    with existing_cluster() as cluster:
-        measure = Measure(year, big, workdir, cluster)
-        if size.concurrent_processes > 1:  # Dask jobs share the cluster: they run in turn, the others beside them
-            with ThreadPoolExecutor(size.concurrent_processes - 1) as pool:
-                others = map_in_context(pool, measure, [job for job in jobs if job.variant != DASK])
-                runs = [measure(job) for job in jobs if job.variant == DASK] + list(others)
-        else:
-            runs = [measure(job) for job in jobs]
+    with existing_cluster(WORKERS, "dask-two") as two, existing_cluster(1, "dask-one") as one:
+        growth = scheduler_growth(size, workdir, two.name, two.address, two.client)
+        measure = Measure(year, big, workdir, {DASK: two, DASK_ONE: one})
+        measure.fresh_workers = size.fresh_workers
+        beside = [job for job in jobs if job.variant not in (DASK, DASK_ONE)] if size.timed_side_by_side else []
+        with ThreadPoolExecutor(max(size.concurrent_processes - 1, 1)) as pool:
+            others = map_in_context(pool, measure, beside)  # started now, beside the jobs measured in turn
+            runs = [measure(job) for job in jobs if job not in beside] + list(others)
         started = {
-            "cluster start s (apart)": [cluster.start_seconds],
-            "fresh workers s (before each Dask run, apart)": list(cluster.restart_seconds),
+            "cluster start s (apart)": [two.start_seconds],
+            "1-worker cluster start s (apart)": [one.start_seconds],
         }
+        if restarts := [*two.restart_seconds, *one.restart_seconds]:
+            started["fresh workers s (before each Dask run, apart)"] = restarts
+        threads = two.client.run(_import_project)
     for run in runs:
-        expected = run.job.months * (big_rows if run.job.variant == BIG_MONTH else size.rows)
+        expected = run.job.months * (size.rows * BIG_MONTH_FACTOR if run.job.variant == BIG_MONTH else size.rows)
         if run.rows != expected:
             raise AssertionError(f"{run.job}: read {run.rows:,} rows, expected {expected:,}")
-    return scale_results(runs, size.rows, size.scale_points, started)
+    results = scale_results(runs, size.rows, size.scale_points, started)
+    scaling = next(result for result in results if result.name == "dask_scaling")
+    scaling.details[-1]["polars threads per worker"] = sorted({info["polars threads"] for info in threads.values()})
+    return [*results, growth]

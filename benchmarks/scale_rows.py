@@ -1,7 +1,9 @@
-"""The scale section's plan and rows: which runs are measured, and the issue 8 rows built from them.
+"""The scale section's plan and rows: which runs are measured, and the rows of issues 8 and 19 built from them.
 
 Pure functions of the measured runs (`benchmarks/scale.py` measures them), so that what a row claims can be read
-here in one place: which samples are its baseline and optimized sides, and how its target is checked.
+here in one place: which samples are its baseline and optimized sides, and how its target is checked. Rows that
+measure the same runs share them (`taxi_etl` on threads over the year is a side of `year_wall`, `year_linearity`
+and `overhead_year`; on the two-worker cluster, of `year_wall`, `dask_year` and `dask_scaling`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from tasks.observe.measure import Result, spread
 
 BIG_MONTH_FACTOR = 4  # the month whose peak must stay near a normal month's (issue 8: 12M against 3M rows)
 WORKERS = 2  # processes of bare polars' parallel variant and Dask workers: the machine's cores
-BARE_1, BARE_2 = "bare polars, 1 process", "bare polars, 2 processes"
+BARE_2 = "bare polars, 2 processes"
 THREADS, DASK = "taxi_etl, threads", "taxi_etl, existing Dask cluster"
+DASK_ONE = "taxi_etl, existing 1-worker Dask cluster"  # dask_scaling's baseline, at the year only
 SEQUENTIAL = "taxi_etl, one month at a time"  # the threads runner with one thread: dask_year's baseline
 PANDAS = "taxi_etl, pandas engine (in memory)"  # one month: year_peak_rss and month_peak_rss baseline
 BIG_MONTH = f"taxi_etl, threads, one {BIG_MONTH_FACTOR}x month"
-CURVE = (BARE_1, BARE_2, THREADS, DASK)  # the variants measured at every month count
+CURVE = (BARE_2, THREADS, DASK)  # the variants measured at every month count
+AT_YEAR = (*CURVE, SEQUENTIAL, DASK_ONE)  # the variants measured over the year
 # issue 8's targets, on a 2-core machine
 YEAR_SECONDS = 15.0  # the year end to end on the best runner
 FLOW_OVER_BARE = 1.2  # taxi_etl's seconds at most this many times bare polars' at the same parallelism
@@ -27,6 +31,8 @@ PROCESS_MIB = 1024.0  # every process's peak at the year
 # issue 19's: a month's flow process peak, and the big month's at most this many times it
 MONTH_MIB, MONTH_GROWTH = 600.0, 1.15
 DASK_SPEEDUP = 1.6
+OVERHEAD_YEAR = 1.05  # taxi_etl's seconds over a year at most this many times bare polars'
+SCALING = 1.8  # two workers' throughput at least this many times one worker's (90% scaling efficiency)
 LESSON = "flows/etl.py"
 
 
@@ -50,23 +56,22 @@ class Run:
 
 
 def planned(points: tuple[int, ...], repeats: int) -> list[Job]:
-    """Every variant at every month count once; `repeats` times where a row's figure rests on it. Interleaved
-    (each round runs every variant), so that a busy machine's drift spreads over all of them."""
+    """Every curve variant at every month count once (the chart's points between the first and the year), and
+    `repeats` times each measurement a row rests on: the first count and the year. Interleaved (each round runs
+    every variant), so that a busy machine's drift spreads over all of them."""
     first, year = points[0], points[-1]
-    every_round = {(THREADS, first), (DASK, first), (BARE_2, year), (THREADS, year), (DASK, year), (SEQUENTIAL, year)}
     jobs = []
     for repeat in range(repeats):
-        for months in points:
-            for variant in (*CURVE, SEQUENTIAL) if months == year else CURVE:
-                if repeat == 0 or (variant, months) in every_round:
-                    jobs.append(Job(variant, months, repeat))
+        for months in points if repeat == 0 else (first, year):
+            variants = AT_YEAR if months == year else (THREADS, DASK) if months == first and repeat else CURVE
+            jobs += [Job(variant, months, repeat) for variant in variants]
         jobs += [Job(PANDAS, 1, repeat), Job(BIG_MONTH, 1, repeat)]
     return jobs
 
 
 def curve(runs: list[Run]) -> list[dict]:
     """One row per variant and month count: wall seconds, rows per second and peak MiB, as median (min-max)."""
-    order = [*CURVE, SEQUENTIAL, PANDAS, BIG_MONTH]
+    order = [*AT_YEAR, PANDAS, BIG_MONTH]
     keys = sorted({(run.job.variant, run.job.months) for run in runs}, key=lambda k: (order.index(k[0]), k[1]))
     rows = []
     for variant, months in keys:
@@ -88,7 +93,7 @@ def curve(runs: list[Run]) -> list[dict]:
 
 
 def scale_results(runs: list[Run], rows: int, points: tuple[int, ...], cluster: dict) -> list[Result]:
-    """issue 8's rows from the runs: `rows` per month, `points` the month counts (the last is the year), `cluster`
+    """The rows from the runs: `rows` per month, `points` the month counts (the last is the year), `cluster`
     the Dask cluster's start and worker restarts in seconds, reported apart."""
     first, year = points[0], points[-1]
 
@@ -100,7 +105,7 @@ def scale_results(runs: list[Run], rows: int, points: tuple[int, ...], cluster: 
 
     def largest_at_year(repeat: int) -> float:
         at_year = [run for run in runs if run.job.months == year and run.job.repeat == repeat]
-        return max(peak for run in at_year if run.job.variant in (*CURVE, SEQUENTIAL) for peak in run.peaks.values())
+        return max(peak for run in at_year if run.job.variant in AT_YEAR for peak in run.peaks.values())
 
     best = min((THREADS, DASK), key=lambda variant: statistics.median(seconds(variant, year)))
     year_rows, big_rows = year * rows, BIG_MONTH_FACTOR * rows
@@ -176,4 +181,36 @@ def scale_results(runs: list[Run], rows: int, points: tuple[int, ...], cluster: 
         details=[{name: spread(samples) for name, samples in cluster.items()}],
     )
     dask.met = dask.ratio >= DASK_SPEEDUP
-    return [wall, linear, peak, month_peak, growth, dask]
+    overhead = Result.from_repeats(
+        "overhead_year",
+        f"seconds for {year} months: taxi_etl on threads vs the same month functions without Prefect (bare polars in"
+        f" {WORKERS} processes), each a fresh process (a cost: lower is better)",
+        seconds(THREADS, year),
+        seconds(BARE_2, year),
+        year_rows,
+        lesson=LESSON,
+        target=f"flow <= {OVERHEAD_YEAR:g}x plain",
+    )
+    overhead.met = overhead.ratio <= OVERHEAD_YEAR
+    scaling = Result.from_repeats(
+        "dask_scaling",
+        f"wall seconds per month over {year} months of {rows:,} rows, taxi_etl in a fresh flow process on an existing"
+        " Dask cluster (`servers.start_dask`, single-threaded workers, MONTH=1 each): 1 worker vs 2, cluster starts"
+        " apart",
+        [run / year for run in seconds(DASK_ONE, year)],
+        [run / year for run in seconds(DASK, year)],
+        year_rows,
+        unit="s/month",
+        lesson=LESSON,
+        target=f">= {SCALING:g}x",
+        details=[
+            {
+                "workers": workers,
+                "wall s": spread(seconds(variant, year)),
+                "months/s": spread([year / run for run in seconds(variant, year)]),
+            }
+            for workers, variant in ((1, DASK_ONE), (WORKERS, DASK))
+        ],
+    )
+    scaling.met = scaling.ratio >= SCALING
+    return [wall, linear, peak, month_peak, growth, dask, overhead, scaling]
