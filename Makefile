@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/python -m flows.etl
 
+# The suite on two pytest-xdist workers, a module to a worker, longest modules first (tests/conftest.py): on 2 cores
+# the servers' and subprocesses' waits of one worker overlap the other's work. TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The pure-function tests: no server, no flow run, no subprocess; seconds. `make test` (what CI runs) is the whole suite.
 FAST_TESTS := tests/test_rules.py tests/test_schema.py tests/test_transform.py tests/test_parity.py \
