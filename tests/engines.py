@@ -23,7 +23,7 @@ from tasks.pipeline.engines.polars_engine import (
     offsets_by_hour,
     with_trip_duration,
 )
-from tasks.pipeline.engines.polars_normalize import normalize_lazy
+from tasks.pipeline.engines.polars_normalize import normalized_columns
 from tasks.pipeline.rules import check_row_invariant
 from tasks.pipeline.validate import check_month_matches
 from tasks.schema import CANONICAL_SCHEMA, QUARANTINE_SCHEMA, TRIPS_SCHEMA
@@ -47,7 +47,8 @@ def _polars_add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
 
 
 def _polars_normalize(table: pa.Table, service: str, source: str = "<table>") -> pa.Table:
-    return normalize_lazy(pl.from_arrow(table).lazy(), service, source).collect().to_arrow().cast(CANONICAL_SCHEMA)
+    frame = pl.from_arrow(table).lazy()
+    return frame.select(normalized_columns(frame, service, source)).collect().to_arrow().cast(CANONICAL_SCHEMA)
 
 
 ENGINES = {

@@ -2,7 +2,7 @@
 
 The mapping (which source columns fold into which canonical column, which are dropped, what is required) is the
 one `tasks.schema.normalize_table` applies with pyarrow; only the expressions are polars'. pyarrow refuses a lossy
-cast or a disagreeing fold as it computes them; a lazy plan computes nothing until it runs, so `normalize_lazy`
+cast or a disagreeing fold as it computes them; a lazy plan computes nothing until it runs, so `normalized_columns`
 counts both in one streamed pass over the file's columns first and refuses the file in the same words.
 """
 
@@ -117,8 +117,3 @@ def normalized_columns(scan: pl.LazyFrame, service: str, source: str) -> list[pl
         casts = [_cast(mapping.names[i], source_types[mapping.names[i]], target) for i in column.sources]
         columns.append((pl.coalesce(casts) if casts else pl.lit(None, dtype=target)).alias(column.name))
     return [*columns, pl.lit(service, dtype=pl.String).alias("service")]
-
-
-def normalize_lazy(scan: pl.LazyFrame, service: str, source: str) -> pl.LazyFrame:
-    """`scan` mapped onto `CANONICAL_SCHEMA` (`normalized_columns`)."""
-    return scan.select(normalized_columns(scan, service, source))
