@@ -105,7 +105,7 @@ def existing_dask(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(settings, "RUN_DIR", tmp_path_factory.mktemp("run"))
     address = servers.start_dask(PREFECT_API_URL.value())["TAXI_DASK_ADDRESS"]
     try:
-        with Client(address, timeout=60) as client:
+        with Client(address, timeout=60, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
             assert all(w["resources"] == {MONTH_RESOURCE: 1} for w in client.scheduler_info()["workers"].values())
         yield address
