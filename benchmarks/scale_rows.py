@@ -23,9 +23,8 @@ PANDAS = "taxi_etl, pandas engine (in memory)"  # one month: year_peak_rss and m
 BIG_MONTH = f"taxi_etl, threads, one {BIG_MONTH_FACTOR}x month"
 CURVE = (BARE_2, THREADS, DASK)  # the variants measured at every month count
 AT_YEAR = (*CURVE, SEQUENTIAL, DASK_ONE)  # the variants measured over the year
-# issue 8's targets, on a 2-core machine
-YEAR_SECONDS = 15.0  # the year end to end on the best runner
-FLOW_OVER_BARE = 1.2  # taxi_etl's seconds at most this many times bare polars' at the same parallelism
+# issue 8's targets, on a 2-core machine, and issue 19's year_wall
+FLOW_OVER_BARE = 1.15  # the year on taxi_etl's best runner at most this many times bare polars' in 2 processes
 LINEAR = 1.2  # cost per month at the year at most this many times one month's
 PROCESS_MIB = 1024.0  # every process's peak at the year
 # issue 19's: a month's flow process peak, and the big month's at most this many times it
@@ -117,10 +116,10 @@ def scale_results(runs: list[Run], rows: int, points: tuple[int, ...], cluster: 
         seconds(best, year),
         year_rows,
         lesson=LESSON,
-        target=f"taxi_etl <= {YEAR_SECONDS:g} s and >= {1 / FLOW_OVER_BARE:.2f}x (within {FLOW_OVER_BARE:g}x of bare)",
+        target=f">= {1 / FLOW_OVER_BARE:.2f}x (taxi_etl within {FLOW_OVER_BARE:g}x of bare polars' seconds)",
         details=curve(runs),
     )
-    wall.met = wall.optimized <= YEAR_SECONDS and wall.ratio >= 1 / FLOW_OVER_BARE
+    wall.met = wall.ratio >= 1 / FLOW_OVER_BARE
     linear = Result.from_repeats(
         "year_linearity",
         f"seconds per month, taxi_etl on {best}: over {year} months vs over {first} (a cost: lower is better)",
