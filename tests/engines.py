@@ -20,6 +20,7 @@ from tasks.pipeline.engines.polars_engine import (
     derive,
     distinct_hours,
     flag_rows,
+    hour_pairs,
     offsets_by_hour,
     with_trip_duration,
 )
@@ -31,7 +32,7 @@ from tasks.schema import CANONICAL_SCHEMA, QUARANTINE_SCHEMA, TRIPS_SCHEMA
 
 def _timed(table: pa.Table) -> pl.LazyFrame:
     frame = pl.from_arrow(table).lazy()
-    return with_trip_duration(frame, offsets_by_hour(distinct_hours(frame).collect()["hour"]))
+    return with_trip_duration(frame, offsets_by_hour(distinct_hours(hour_pairs(frame).collect())))
 
 
 def _polars_split_valid(table: pa.Table, month: Month, known_zone_ids: list[int]) -> tuple[pa.Table, pa.Table]:

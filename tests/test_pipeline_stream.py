@@ -7,6 +7,9 @@ or writes anything when a guard refuses the file.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from data.generate import write_month
 from tasks import settings
 from tasks.lake import month_lineage, open_table, read_month
 from tasks.lake.write_lock import WriteLockTimeout, month_write_lock
@@ -23,6 +27,7 @@ from tasks.pipeline.validate import WrongMonthError
 from tasks.pipeline.zones import load_zone_table
 from tasks.schema import QUARANTINE_SCHEMA, TRIPS_SCHEMA, SchemaError, ServiceMismatchError
 from tests.factories import VALID_TRIP, trips
+from tests.test_extract import copies_of
 from tests.test_parity import assert_same_tables
 
 JAN_2025 = Month(2025, 1)
@@ -92,6 +97,48 @@ def test_real_file_streamed_and_in_memory_are_the_same(real_data, tmp_path):
     if not source.exists():
         pytest.skip(f"{source} not found")
     assert_engines_agree(run_both_engines(str(source), "green", Month(2023, 1), tmp_path))
+
+
+# The child of the check test: a month's `read`, then its `check` alone; prints the bytes the check added at its peak.
+CHECK_AND_MEASURE = """
+import sys
+from tasks.months import Month
+from tasks.pipeline.engines import polars_month
+def memory(key):
+    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return int(status[key].split()[0]) * 1024
+rows = polars_month.read(sys.argv[1], "yellow", sys.argv[1])
+with open("/proc/self/clear_refs", "w") as marks:
+    marks.write("5")  # Linux restarts the high-water mark from here: what follows is the check's own
+before = memory("VmRSS")
+polars_month.check(rows, Month(2025, 1))
+print(memory("VmHWM") - before)
+"""
+
+
+def held_checking(path: Path) -> int:
+    """Peak bytes `check` adds in a fresh process, on the file at `path`. polars' allocator is told to return freed
+    pages at once, so the figure is what the check holds, not what the allocator keeps for later."""
+    allocator = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:0,muzzy_decay_ms:0"}
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK_AND_MEASURE, str(path)],
+        cwd=settings.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **allocator},
+    )
+    return int(done.stdout.split()[-1])
+
+
+def test_checking_a_month_holds_its_hours_not_its_rows(tmp_path):
+    """The whole-file check (rows per pickup month, distinct hours) runs before the rows go by: a file 4 times
+    larger must cost it about the same, or a big month's peak grows with its rows."""
+    month = write_month("yellow", JAN_2025, 1_000_000, tmp_path, progress=False)
+    small, large = copies_of(month, 2, tmp_path), copies_of(month, 8, tmp_path)
+    grown = held_checking(large) - held_checking(small)
+    more = large.stat().st_size - small.stat().st_size
+    assert grown < more / 4, f"{grown / 2**20:.0f} MiB more held for a file {more / 2**20:.0f} MiB larger"
 
 
 def nothing_written(root: str, month: Month) -> bool:

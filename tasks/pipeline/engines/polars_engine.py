@@ -16,10 +16,23 @@ READINGS = ("earliest", "latest")  # the two readings of a wall time in the repe
 TIMES = ("pickup_datetime", "dropoff_datetime")
 
 
-def distinct_hours(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """The distinct wall-clock hours of the pickup and dropoff times (a few hundred for a month): one `hour` column."""
-    hours = [frame.select(pl.col(name).dt.truncate("1h").alias("hour")) for name in TIMES]
-    return pl.concat(hours).unique().drop_nulls()
+def hour_pairs(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows per (pickup hour, dropoff hour) of `frame`, its wall-clock times truncated to the hour: `pickup_hour`,
+    `dropoff_hour`, `rows`.
+
+    The whole-file facts a month needs before its rows go by (rows per pickup month, the distinct hours) both follow
+    from it, and it is one group-by on one input, whose state is the distinct pairs (a few thousand in a month)
+    whatever the rows. Several results of one scan (a `collect_all` of a group-by and a concatenation) would make
+    polars' streaming engine hold the rows one branch has taken and another not yet: memory growing with the month.
+    """
+    pickup, dropoff = (pl.col(name).dt.truncate("1h") for name in TIMES)
+    return frame.group_by(pickup.alias("pickup_hour"), dropoff.alias("dropoff_hour")).agg(rows=pl.len())
+
+
+def distinct_hours(pairs: pl.DataFrame) -> pl.Series:
+    """The distinct wall-clock hours of `hour_pairs`' table (a few hundred for a month), as the series `hour`."""
+    hours = pl.concat([pairs.get_column(f"{time}_hour") for time in ("pickup", "dropoff")])
+    return hours.drop_nulls().unique().sort().alias("hour")
 
 
 def offsets_by_hour(hours: pl.Series) -> pl.DataFrame:

@@ -1,11 +1,12 @@
 """A month's steps in polars: each returns a `Plan` over the month's file, and only `write` runs the plans.
 
-`read` checks the parquet file where it is (local or S3) and normalizes it; `check` reads two small things before
-the rows go by, the rows per pickup month (the wrong-month guard) and the distinct wall-clock hours, whose New
-York UTC offsets give DST-aware durations (`polars_engine.offsets_by_hour`); `validate` flags every row with the
-first rule it breaks and splits the month; `transform` derives the trip columns with the zone names. After those
-whole-file facts every step is row-wise, so `write` runs both datasets' plans on each batch of the file in one
-pass and appends them to their files (`polars_batches`): a batch is held, never the month.
+`read` checks the parquet file where it is (local or S3) and normalizes it; `check` counts the rows per pair of
+pickup and dropoff hours before the rows go by (`polars_engine.hour_pairs`, a small table), which gives the rows per
+pickup month (the wrong-month guard) and the distinct wall-clock hours, whose New York UTC offsets give DST-aware
+durations (`polars_engine.offsets_by_hour`); `validate` flags every row with the first rule it breaks and splits
+the month; `transform` derives the trip columns with the zone names. After those whole-file facts every step is
+row-wise, so `write` runs both datasets' plans on each batch of the file in one pass and appends them to their
+files (`polars_batches`): a batch is held, never the month.
 
 Pure: nothing here stages, locks or commits; `tasks.pipeline.month.run_month` does, around these steps.
 """
@@ -23,6 +24,7 @@ from tasks.pipeline.engines.polars_engine import (
     derive,
     distinct_hours,
     flag_rows,
+    hour_pairs,
     offsets_by_hour,
     with_trip_duration,
 )
@@ -42,10 +44,9 @@ def read(location: str, service: str, source: str) -> Plan:
 def check(rows: Plan, month: Month) -> Plan:
     """Refuse a file whose pickups are mostly in another month (`WrongMonthError`); return the rows with their
     trip duration between real instants, which the rules and the derived columns both need."""
-    whole = rows.frame()
-    held, hours = pl.collect_all([months_held(whole), distinct_hours(whole)], engine="streaming")
-    check_months_held(held_by_name(held), month)
-    offsets = offsets_by_hour(hours["hour"])
+    pairs = hour_pairs(rows.frame()).collect(engine="streaming")  # one small group-by, whatever the month's rows
+    check_months_held(held_by_name(months_held(pairs)), month)
+    offsets = offsets_by_hour(distinct_hours(pairs))
     return rows.then(lambda frame: with_trip_duration(frame, offsets))
 
 
@@ -83,11 +84,11 @@ def to_arrow(rows: Plan) -> pa.Table:
     return table.cast(rows.schema) if rows.schema is not None else table
 
 
-def months_held(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Rows per pickup month (`key` = year * 100 + month, `rows`), dated rows only: a small streamed group-by."""
-    pickup = pl.col("pickup_datetime")
+def months_held(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Rows per pickup month (`key` = year * 100 + month, `rows`), dated rows only, from `hour_pairs`' table."""
+    pickup = pl.col("pickup_hour")
     key = (pickup.dt.year() * 100 + pickup.dt.month()).alias("key")
-    return frame.select(key).drop_nulls().group_by("key").agg(rows=pl.len())
+    return pairs.filter(pickup.is_not_null()).group_by(key).agg(rows=pl.col("rows").sum())
 
 
 def held_by_name(counts: pl.DataFrame) -> dict[str, int]:
