@@ -26,6 +26,9 @@ from tasks.settings import PARQUET_COMPRESSION, fsspec_options, polars_storage_o
 # Rows per batch: enough that polars' per-batch planning is small next to the work, few enough that a batch and
 # its outputs stay a few tens of MiB.
 BATCH_ROWS = 100_000
+# What s3fs fetches beyond each read of a file on S3: the column chunks that follow come from memory, one request
+# serving several. Its default block (50 MiB) made the held memory grow with the file; 8 MiB keeps it flat.
+S3_READ_AHEAD_BYTES = 8 * 2**20
 # The files' zstd level: the encoder is the slowest step; level 1 is the fastest (same values written).
 WRITE_OPTIONS = {"compression": PARQUET_COMPRESSION, "compression_level": 1}
 Build = Callable[[pl.LazyFrame], pl.LazyFrame]
@@ -60,8 +63,9 @@ def batches(location: str, batch_rows: int = BATCH_ROWS) -> Iterator[Iterator[pa
     """The file's rows, `batch_rows` at a time, read through fsspec (local or S3) for the `with` block.
 
     Without `pre_buffer=False` pyarrow keeps every column chunk it pre-buffered until the file is closed: the
-    whole compressed file, by the last batch."""
-    with fsspec.open(location, "rb", **fsspec_options(location)) as handle:
+    whole compressed file, by the last batch. On S3 the read-ahead is `S3_READ_AHEAD_BYTES` (local files ignore it)."""
+    filesystem, path = fsspec.core.url_to_fs(location, **fsspec_options(location))
+    with filesystem.open(path, "rb", cache_type="readahead", block_size=S3_READ_AHEAD_BYTES) as handle:
         yield pq.ParquetFile(handle, pre_buffer=False).iter_batches(batch_size=batch_rows)
 
 
