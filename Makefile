@@ -24,9 +24,11 @@ demo: setup
 
 # The suite on two pytest-xdist workers, a module to a worker, longest modules first (tests/conftest.py): on 2 cores
 # the servers' and subprocesses' waits of one worker overlap the other's work. TEST_WORKERS=0 runs it in one process.
+# The project's own modules are compiled to bytecode once (into the ignored __pycache__ folders), not by each of the
+# suite's hundreds of processes, PYTHONDONTWRITEBYTECODE or not.
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The pure-function tests: no server, no flow run, no subprocess; seconds. `make test` (what CI runs) is the whole suite.
 FAST_TESTS := tests/test_rules.py tests/test_schema.py tests/test_transform.py tests/test_parity.py \
