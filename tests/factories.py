@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from tasks.months import Month
 from tasks.pipeline.engines import polars_month
@@ -53,3 +55,12 @@ def open_month(source: str, service: str) -> Iterator[tuple[pl.LazyFrame, int]]:
     """The month at `source` as `run_month` reads it with polars: (the normalized scan, rows in), for the block."""
     with parquet_to_scan(source) as (location, rows):
         yield polars_month.read(location, service, source).frame(), rows
+
+
+def copies_of(path: Path, copies: int, folder: Path) -> Path:
+    """A file of `copies` times the rows of the parquet file at `path`, its row groups alike."""
+    table, copied = pq.read_table(path), folder / f"{copies}-times.parquet"
+    with pq.ParquetWriter(copied, table.schema) as writer:
+        for _ in range(copies):
+            writer.write_table(table, row_group_size=pq.read_metadata(path).row_group(0).num_rows)
+    return copied

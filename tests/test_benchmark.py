@@ -209,8 +209,10 @@ def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_
 
 
 # issue 8's targets, as the issue states them: a missed target stays missed, it is never tuned to be met
-ISSUE_TARGETS = {"year seconds": 15, "flow over bare": 1.2, "linear": 1.2, "process MiB": 1024}
-ISSUE_19_TARGETS = {"month MiB": 600, "month growth": 1.15, "overhead year": 1.05}  # issue 19's, on the same terms
+ISSUE_TARGETS = {"linear": 1.2, "process MiB": 1024}
+# issue 19's, on the same terms; it restates year_wall as "within 1.15x of bare polars in 2 processes" (issue 8's
+# "15 s and within 1.2x" is gone with it)
+ISSUE_19_TARGETS = {"month MiB": 600, "month growth": 1.15, "overhead year": 1.05, "year over bare": 1.15}
 
 
 def check_scale_section(document: dict) -> None:
@@ -240,9 +242,7 @@ def check_scale_section(document: dict) -> None:
     assert best in wall["metric"]
     assert wall["baseline"] == curve[scale_rows.BARE_2, year]["wall s"]["median"]
     assert wall["optimized"] == curve[best, year]["wall s"]["median"]
-    assert wall["met"] == (
-        wall["optimized"] <= ISSUE_TARGETS["year seconds"] and wall["ratio"] >= 1 / ISSUE_TARGETS["flow over bare"]
-    )
+    assert wall["met"] == (wall["optimized"] <= wall["baseline"] * ISSUE_19_TARGETS["year over bare"])
     linear = rows["year_linearity"]
     assert linear["baseline"] == pytest.approx(curve[best, year]["wall s"]["median"] / year)
     assert linear["optimized"] == pytest.approx(curve[best, first]["wall s"]["median"] / first)

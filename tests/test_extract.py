@@ -22,7 +22,7 @@ from tasks import settings
 from tasks.months import Month
 from tasks.pipeline.extract import SourceError, read_trip_file, source_fingerprint
 from tasks.retries import is_transient
-from tests.factories import open_month
+from tests.factories import copies_of, open_month
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
 
@@ -164,15 +164,6 @@ def held_reading_batches(path: Path, location: str | None = None) -> int:
     return after - before
 
 
-def copies_of(path: Path, copies: int, folder: Path) -> Path:
-    """A file of `copies` times the rows of the parquet file at `path`, its row groups alike."""
-    table, copied = pq.read_table(path), folder / f"{copies}-times.parquet"
-    with pq.ParquetWriter(copied, table.schema) as writer:
-        for _ in range(copies):
-            writer.write_table(table, row_group_size=pq.read_metadata(path).row_group(0).num_rows)
-    return copied
-
-
 def test_reading_a_months_batches_to_the_end_holds_a_batch_not_the_file(large_month, tmp_path):
     """pyarrow pre-buffers a file's column chunks and keeps them while it reads on, so what a reader held would
     grow with the file; read without pre-buffering, a file 4 times larger costs about the same. (Two copies against
@@ -193,7 +184,9 @@ def test_reading_an_s3_months_batches_holds_a_batch_not_the_file(large_month, tm
     for copies in (2, 8):
         path = copies_of(large_month[0], copies, tmp_path)
         filesystem.put(str(path), f"{s3_bucket}/{path.name}")
-        held[copies], size[copies] = held_reading_batches(path, f"s3://{s3_bucket}/{path.name}"), path.stat().st_size
+        location = f"s3://{s3_bucket}/{path.name}"  # the lesser of two reads of each: less noise
+        held[copies] = min(held_reading_batches(path, location) for _ in range(2))
+        size[copies] = path.stat().st_size
     grown, more = held[8] - held[2], size[8] - size[2]
     assert grown < more / 4, f"{grown / 2**20:.0f} MiB more held for a file {more / 2**20:.0f} MiB larger"
 

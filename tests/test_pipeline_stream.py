@@ -26,8 +26,7 @@ from tasks.pipeline.month import QuarantineShareError, etl_month, run_month
 from tasks.pipeline.validate import WrongMonthError
 from tasks.pipeline.zones import load_zone_table
 from tasks.schema import QUARANTINE_SCHEMA, TRIPS_SCHEMA, SchemaError, ServiceMismatchError
-from tests.factories import VALID_TRIP, trips
-from tests.test_extract import copies_of
+from tests.factories import VALID_TRIP, copies_of, trips
 from tests.test_parity import assert_same_tables
 
 JAN_2025 = Month(2025, 1)
