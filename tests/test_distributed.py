@@ -3,7 +3,7 @@
 Real processes throughout: `servers.start_dask` starts a `dask scheduler` and two `dask worker`s (each a nanny and
 its worker process in their own process group, `MONTH=1`) reporting to the session's Prefect test server. The flow
 runs several generated months on that cluster, and one worker, nanny and all, is killed with SIGKILL while a month
-on it is running (a lost machine: nothing restarts it), usually holding the month's write slot, which the test then
+on it is running (a lost machine: nothing restarts it), perhaps holding the month's write slot, which the test then
 frees as an operator would. The scheduler hands the lost month to the survivor, and the run must end as a clean run
 on threads does: completed, with every month's datasets equal, partition by partition, and no write slot left taken.
 """
@@ -124,7 +124,7 @@ def kill_in_a_running_month(address: str, victim: str, group: int, run_ended: th
     """SIGKILL the victim's process group once a month's task run on it is Running.
 
     The month holds its write slot from its first step to its commit (`tasks/lake/write_lock.py`), so the victim
-    usually dies holding it. The victim is frozen first (SIGSTOP), so whether it holds the slot cannot change
+    may die holding it. The victim is frozen first (SIGSTOP), so whether it holds the slot cannot change
     between reading it and the kill; if it did, the slot is freed as an operator or a real server would, and the
     survivor's rerun of the month takes it. Raises `RuntimeError` if the run ends before a month ran on the victim.
     """
@@ -136,8 +136,10 @@ def kill_in_a_running_month(address: str, victim: str, group: int, run_ended: th
                 if month is None:
                     continue
                 os.killpg(group, signal.SIGSTOP)
-                holds_slot = write_slot_taken(prefect, month)
-                os.killpg(group, signal.SIGKILL)
+                try:
+                    holds_slot = write_slot_taken(prefect, month)
+                finally:  # a failed read still kills: a victim left frozen would hang the run
+                    os.killpg(group, signal.SIGKILL)
                 if holds_slot:
                     free_write_slot(prefect, month)
                 return Kill(key, run_id, month, holds_slot)
