@@ -24,8 +24,8 @@ demo: setup
 
 # The suite on two pytest-xdist workers, a module to a worker, longest modules first (tests/conftest.py): on 2 cores
 # the servers' and subprocesses' waits of one worker overlap the other's work. TEST_WORKERS=0 runs it in one process.
-# The project's own modules are compiled to bytecode once (into the ignored __pycache__ folders), not by each of the
-# suite's hundreds of processes, PYTHONDONTWRITEBYTECODE or not.
+# The project's own modules are compiled to bytecode once (into the ignored __pycache__ folders), not by each of
+# the suite's many processes, PYTHONDONTWRITEBYTECODE or not.
 TEST_WORKERS ?= 2
 test: setup
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
