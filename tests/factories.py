@@ -60,7 +60,8 @@ def open_month(source: str, service: str) -> Iterator[tuple[pl.LazyFrame, int]]:
 def copies_of(path: Path, copies: int, folder: Path) -> Path:
     """A file of `copies` times the rows of the parquet file at `path`, its row groups alike."""
     table, copied = pq.read_table(path), folder / f"{copies}-times.parquet"
+    row_group_rows = pq.read_metadata(path).row_group(0).num_rows
     with pq.ParquetWriter(copied, table.schema) as writer:
         for _ in range(copies):
-            writer.write_table(table, row_group_size=pq.read_metadata(path).row_group(0).num_rows)
+            writer.write_table(table, row_group_size=row_group_rows)
     return copied

@@ -101,8 +101,8 @@ with parquet_to_scan(sys.argv[1]) as (location, rows):
     frame = polars_month.read(location, "yellow", sys.argv[1]).frame()
     totals = frame.select(pl.len(), pl.col("total_amount").sum()).collect(engine="streaming")
 assert totals.item(0, 0) == rows
-status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-print(int(status["VmHWM"].split()[0]) * 1024)
+from tasks.observe.peak_memory import peak_rss_bytes
+print(peak_rss_bytes())
 """
 
 
@@ -138,14 +138,13 @@ def test_an_http_month_streams_in_about_the_memory_of_a_local_one(large_month):
 # The child of the batch test: read a file's batches to the end, print its resident memory before and its peak.
 READ_BATCHES_AND_MEASURE = """
 import sys
+from tasks.observe.peak_memory import peak_rss_bytes
 from tasks.pipeline.engines.polars_batches import batches
-def memory(key):
-    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return int(status[key].split()[0]) * 1024
+from tests.resident_memory import resident_bytes
 with batches(sys.argv[1], 50_000) as each:
-    before = memory("VmRSS")
+    before = resident_bytes()
     rows = sum(batch.num_rows for batch in each)
-    print(rows, before, memory("VmHWM"))
+    print(rows, before, peak_rss_bytes())
 """
 
 

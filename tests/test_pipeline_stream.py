@@ -102,16 +102,15 @@ def test_real_file_streamed_and_in_memory_are_the_same(real_data, tmp_path):
 CHECK_AND_MEASURE = """
 import sys
 from tasks.months import Month
+from tasks.observe.peak_memory import peak_rss_bytes
 from tasks.pipeline.engines import polars_month
-def memory(key):
-    status = dict(line.split(":", 1) for line in open("/proc/self/status"))
-    return int(status[key].split()[0]) * 1024
+from tests.resident_memory import resident_bytes
 rows = polars_month.read(sys.argv[1], "yellow", sys.argv[1])
 with open("/proc/self/clear_refs", "w") as marks:
     marks.write("5")  # Linux restarts the high-water mark from here: what follows is the check's own
-before = memory("VmRSS")
+before = resident_bytes()
 polars_month.check(rows, Month(2025, 1))
-print(memory("VmHWM") - before)
+print(peak_rss_bytes() - before)
 """
 
 
