@@ -12,6 +12,7 @@ import html
 import importlib.util
 import json
 import re
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -297,3 +298,18 @@ def test_dask_exercise():
         runs = client.gather(solved)
     assert len(runs) == len(months)
     assert not some_worker_ran_two_at_once(runs)
+
+
+def test_no_tracked_text_file_holds_a_merge_conflict_marker():
+    """A merge left `<<<<<<< HEAD ... >>>>>>> branch` in a course page once, and the site rendered both versions."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT_ROOT, capture_output=True, check=True).stdout
+    names = [name for name in listed.decode().split("\0") if name.endswith((".md", ".py", ".yaml", ".toml"))]
+    texts = [PROJECT_ROOT / name for name in names]
+    marked = [
+        f"{path.relative_to(PROJECT_ROOT)}:{number}"
+        for path in texts
+        if path.is_file()
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.match(r"(<{7}|>{7})( |$)", line)
+    ]
+    assert marked == []
