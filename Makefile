@@ -60,8 +60,8 @@ sample: setup
 mart: setup
 	$(BIN)/python -m flows.mart --chart
 
-# The Prefect UI screenshots of the course site (docs/images/ui/): a throwaway server, the sample ETL, a deploy and
-# a run of every lesson (several minutes).
+# The Prefect UI screenshots of the course site (docs/images/ui/): a throwaway server, a deploy, and the sample ETL
+# and every lesson run from their deployments by a process worker (a few minutes).
 screenshots: setup
 	$(BIN)/python -m tools.ui_screenshots
 

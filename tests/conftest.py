@@ -77,7 +77,6 @@ SAME_WORKER = {"tests/test_docs.py": "course site", "tests/test_site.py": "cours
 # together instead of one starting the longest module last (longest-processing-time-first scheduling).
 LONGEST_FIRST = (
     "tests/test_benchmark.py",
-    "tests/test_ui_screenshots.py",
     "tests/test_deployments.py",
     "tests/test_runner.py",
     "tests/test_lessons_services.py",

@@ -14,7 +14,8 @@ import servers
 from blocks.automations import QUARANTINE_AUTOMATION
 from tasks import settings
 from tests.polling import eventually
-from tests.test_deployments import FINAL_STATE_TYPES, api_get, api_post, fresh_copy
+from tools.deployment_runs import FINAL_STATE_TYPES, project_copy
+from tools.deployment_runs import api as request_api
 
 BIN = Path(sys.executable).parent
 TRIGGER_NAME = "perf-report-after-taxi-etl"  # prefect.yaml, perf-report's trigger
@@ -31,7 +32,7 @@ def monitored_server(tmp_path_factory):
     try:
         api = servers.start_prefect({"PREFECT_HOME": env["PREFECT_HOME"]})["PREFECT_API_URL"]
         env = {**env, "PREFECT_API_URL": api}
-        clone = fresh_copy(base / "clone")
+        clone = project_copy(base / "clone")
 
         def run(*argv: str) -> subprocess.CompletedProcess:
             return subprocess.run(
@@ -54,18 +55,18 @@ def monitored_server(tmp_path_factory):
 
 
 def automations_named(api: str, name: str) -> list[dict]:
-    return [a for a in api_post(api, "/automations/filter", {}) if a["name"] == name]
+    return [a for a in request_api(api, "/automations/filter", {}) if a["name"] == name]
 
 
 def perf_report_runs(api: str, created_by: str) -> list[dict]:
     """perf-report's flow runs created by the automation (or deployment trigger) called `created_by`."""
-    deployment = api_get(api, "/deployments/name/perf-report/perf-report")
-    runs = api_post(api, "/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
+    deployment = request_api(api, "/deployments/name/perf-report/perf-report")
+    runs = request_api(api, "/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}})
     return [r for r in runs if (r.get("created_by") or {}).get("display_value") == created_by]
 
 
 def finished(api: str, run_id: str) -> dict | None:
-    state = api_get(api, f"/flow_runs/{run_id}")["state"]
+    state = request_api(api, f"/flow_runs/{run_id}")["state"]
     return state if state["type"] in FINAL_STATE_TYPES else None
 
 
@@ -75,7 +76,7 @@ def test_automations_need_the_deployment_and_are_created_once(monitored_server):
     assert first.returncode == 0 and f"automation {QUARANTINE_AUTOMATION}: created" in first.stdout, first.stderr
     assert second.returncode == 0 and f"automation {QUARANTINE_AUTOMATION}: exists" in second.stdout, second.stderr
     (automation,) = automations_named(api, QUARANTINE_AUTOMATION)
-    deployment = api_get(api, "/deployments/name/perf-report/perf-report")
+    deployment = request_api(api, "/deployments/name/perf-report/perf-report")
     assert automation["actions"] == [
         {**automation["actions"][0], "type": "run-deployment", "deployment_id": deployment["id"]}
     ]

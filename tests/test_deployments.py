@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -33,12 +30,13 @@ from tasks.months import Month, latest_published
 from tasks.schema import NEW_YORK
 from tests.factories import written_rows
 from tests.polling import eventually
-
-FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+from tools import ui_screenshots
+from tools.deployment_runs import api as request_api
+from tools.deployment_runs import final_states, project_copy, start_worker, trigger
+from tools.ui_screenshots import CACHING
 
 ROOT = settings.PROJECT_ROOT
 PREFECT_FILES = [ROOT / "prefect.yaml", *sorted((ROOT / "deploy").glob("prefect-*.yaml"))]
-BIN = Path(sys.executable).parent
 
 
 def deployments(path: Path) -> list[dict]:
@@ -146,63 +144,20 @@ def test_scheduled_etl_resolves_the_latest_month():
 
 
 def end_to_end_runs(clone: Path, out: Path) -> dict[str, list[str]]:
+    """Every local deployment's run by hand (`--param`s), `tools/ui_screenshots.py`'s runs among them."""
     sample = str(clone / "data" / "sample" / "{service}_tripdata_{month}.parquet")
     etl = [f"source={sample}", 'months=["2025-01"]', f"output={out}"]
     return {
-        "taxi_etl/etl-sample": [f"output={out}"],
+        **ui_screenshots.screenshot_runs(out),
         "taxi_etl/etl-yellow": etl,
         "taxi_etl/etl-green": etl,
         "taxi_etl/etl-yellow-dask": [f"source={sample}", 'months=["2025-01"]', f"output={out / 'dask-etl'}"],
-        "lesson-quote/lesson-quote": [],
-        "lesson-s3-results/lesson-s3-results": ['months=["2025-01"]'],
-        "lesson-disk-io/lesson-disk-io": [f"output={out / 'disk-io'}"],
         "lesson-disk-io-in-memory/lesson-disk-io-in-memory": [],
-        "lesson-caching/lesson-caching": [f"output={out / 'caching'}"],
-        "lesson-compression/lesson-compression": ["rows=2000"],
-        "lesson-dask/lesson-dask": [f"output={out / 'dask'}"],
-        "lesson-monitoring/lesson-monitoring": [],
         "taxi-mart/taxi-mart": [f"lake={out / 'mart-lake'}", "engine=polars"],  # built before the runs start
         "lake-maintenance/lake-maintenance": [f"output={out / 'maintenance-lake'}"],
         "lake-rollback/lake-rollback": [f"output={out / 'mart-lake'}", "version=0"],  # the lake built beforehand
         "benchmark/benchmark": ["quick=true", "rows=5000", 'only=["quote", "serializer"]'],
     }
-
-
-def fresh_copy(destination: Path) -> Path:
-    listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT,
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .split("\0")
-    )
-    for name in filter(None, listed):
-        if (ROOT / name).is_file():
-            (destination / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, destination / name)
-    return destination
-
-
-def api_get(api: str, path: str) -> dict:
-    return api_call(urllib.request.Request(f"{api}{path}"))
-
-
-def api_call(request: urllib.request.Request, attempts: int = 12) -> dict | list:
-    """One API call, retried as Prefect's own client does when the server is busy: a SQLite server with a dozen runs
-    starting at once answers 503 ("database is locked") or not within the timeout."""
-    for attempt in range(attempts):
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return json.load(response)
-        except (urllib.error.HTTPError, TimeoutError) as error:
-            busy = isinstance(error, TimeoutError) or error.code == 503
-            if not busy or attempt == attempts - 1:
-                raise
-            time.sleep(min(1 + attempt, 4))
-    raise AssertionError("unreachable")
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +181,7 @@ def prefect_deployment_server(tmp_path_factory):
 def deployed(prefect_deployment_server):
     """A fresh copy of the project deployed the way `make deploy` does it: `(clone, deploy's output)`."""
     base, _, env = prefect_deployment_server
-    clone = fresh_copy(base / "clone")
+    clone = project_copy(base / "clone")
     result = subprocess.run(
         [sys.executable, "-m", "servers", "deploy"],
         cwd=clone,
@@ -246,7 +201,7 @@ def test_deploy_says_once_how_to_start_the_worker(deployed):
 
 def test_the_ui_is_served_and_pointed_at_its_own_server(prefect_deployment_server):
     _, api, _ = prefect_deployment_server
-    assert api_get(api.removesuffix("/api"), "/ui-settings")["api_url"] == api
+    assert request_api(api.removesuffix("/api"), "/ui-settings")["api_url"] == api
     with urllib.request.urlopen(api.removesuffix("/api") + "/", timeout=10) as page:
         assert page.status == 200 and "<html" in page.read().decode().lower()
 
@@ -256,7 +211,7 @@ def flow_runs_of(api: str, deployment_id: str, states: tuple[str, ...] = ()) -> 
     query: dict = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}}
     if states:
         query["flow_runs"]["state"] = {"type": {"any_": list(states)}}
-    return api_post(api, "/flow_runs/filter", query)
+    return request_api(api, "/flow_runs/filter", query)
 
 
 def scheduled_runs(api: str, deployment_id: str) -> list[dict]:
@@ -268,7 +223,7 @@ def test_monthly_schedules_create_runs_on_the_server(prefect_deployment_server, 
     _, api, _ = prefect_deployment_server
     new_york = ZoneInfo("America/New_York")
     for name in ("etl-yellow", "etl-green"):
-        deployment = api_get(api, f"/deployments/name/taxi_etl/{name}")
+        deployment = request_api(api, f"/deployments/name/taxi_etl/{name}")
         created = lambda deployment_id=deployment["id"]: scheduled_runs(api, deployment_id)  # noqa: E731
         runs = eventually(created, f"{name}: a run the scheduler created", 120, 1)
         for run in runs:
@@ -279,33 +234,26 @@ def test_monthly_schedules_create_runs_on_the_server(prefect_deployment_server, 
 
 @pytest.fixture(scope="module")
 def deployment_runs(prefect_deployment_server, deployed) -> dict:
-    """Every local deployment run by a process worker: their flow run ids and final states by deployment name,
-    the output root, and the scheduled `latest` run's month and output."""
+    """Every local deployment run by a process worker, and `lesson-caching` once more after its first run (as
+    `make screenshots` does): their flow run ids and final states by deployment name, the cached rerun's id, the
+    output root, and the scheduled `latest` run's month and output."""
     base, api, env = prefect_deployment_server
     clone, _ = deployed
     out = base / "out"
-    run = lambda *args: subprocess.run(  # noqa: E731
-        [str(BIN / "prefect"), *args], cwd=clone, env={**env, "PWD": str(clone)}, capture_output=True, text=True
-    )
+    in_clone = {**env, "PWD": str(clone)}
     build_sample_lake(str(out / "mart-lake"))  # the mart reads a lake: one the concurrent ETL runs do not touch
-    flow_runs = {}
-    for name, parameters in end_to_end_runs(clone, out).items():
-        triggered = run("deployment", "run", name, *[a for p in parameters for a in ("--param", p)])
-        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
-        flow_runs[name] = re.search(r"UUID: ([0-9a-f-]{36})", triggered.stdout).group(1)
+    flow_runs = {
+        name: trigger(name, parameters, clone, in_clone) for name, parameters in end_to_end_runs(clone, out).items()
+    }
     latest_month, scheduled_out = schedule_latest_run_soon(api, base)
-    # Four runs at a time: a dozen flow-run processes starting at once keep the server's SQLite locked.
-    limited = run("work-pool", "set-concurrency-limit", servers.WORK_POOL, "4")
-    assert limited.returncode == 0, limited.stdout + limited.stderr
-    servers.start_worker(api, env={"PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_HOME": env["PREFECT_HOME"]})
+    start_worker(api, in_clone)
     flow_runs["etl-yellow, scheduled for latest"] = wait_for_scheduled_run(api, "taxi_etl/etl-yellow", scheduled_out)
-
-    def final_states() -> dict[str, dict]:
-        states = {name: api_get(api, f"/flow_runs/{run_id}")["state"] for name, run_id in flow_runs.items()}
-        return states if all(state["type"] in FINAL_STATE_TYPES for state in states.values()) else {}
-
-    states = eventually(final_states, "every deployment's run in a final state", 600, 3)
-    return {"ids": flow_runs, "states": states, "out": out, "latest": latest_month, "scheduled_out": scheduled_out}
+    states = final_states(api, flow_runs)
+    rerun = ui_screenshots.rerun_caching(api, out, clone, in_clone) if states[CACHING]["type"] == "COMPLETED" else None
+    return {
+        **{"ids": flow_runs, "states": states, "caching rerun": rerun, "out": out},
+        **{"latest": latest_month, "scheduled_out": scheduled_out},
+    }
 
 
 def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deployed, deployment_runs):
@@ -327,7 +275,7 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
     assert written_rows(scheduled_out, "yellow", str(latest_month)), sorted(scheduled_out.rglob("*.parquet"))
     # perf-report is the one deployment not run by hand: its trigger runs it after each completed taxi_etl run
     # (tests/test_automations.py waits for such a run to complete; here it is enough that the trigger fired).
-    perf_report = api_get(api, "/deployments/name/perf-report/perf-report")
+    perf_report = request_api(api, "/deployments/name/perf-report/perf-report")
     assert flow_runs_of(api, perf_report["id"]), "no perf-report run: its trigger did not fire"
     run_by_hand = {name.split("/")[1] for name in end_to_end_runs(clone, out)}
     assert run_by_hand | {"perf-report"} == {d["name"] for d in deployments(ROOT / "prefect.yaml")}
@@ -339,8 +287,6 @@ def test_an_etl_sample_run_page_lists_its_months_and_holds_its_summary(
     """The page of an `etl-sample` run a worker made from its deployment, opened in Chromium as a user opens it:
     the Task Runs tab lists one task run per month, the Artifacts tab holds the run's summary, and the browser
     logs no error (a subflow's result passed to a task once made this page log `Invalid TaskInputResponse`)."""
-    from tools import ui_screenshots
-
     if not ui_screenshots.chromium_path() or not importlib.util.find_spec("playwright"):
         pytest.skip("no Chromium (make system-deps) or no playwright (make setup)")
     from playwright.sync_api import sync_playwright
@@ -378,6 +324,36 @@ def test_an_etl_sample_run_page_lists_its_months_and_holds_its_summary(
     assert [url for url in failed if not url.endswith("/ico/undefined.svg")] == [], failed
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SCREENSHOTS = sorted(
+    [
+        *["artifact.png", "deployments.png", "flow-run.png", "timeline.png"],  # taxi_etl and the deployments
+        *["quote-task-inputs.png", "quote-task-inputs-quoted.png", "caching-rerun.png", "compression-artifact.png"],
+        *["s3-results-artifact.png", "disk-io-artifact.png", "dask-task-runs.png", "monitoring-artifact.png"],
+    ]
+)
+
+
+def test_every_screenshot_shows_what_it_is_taken_for(prefect_deployment_server, deployment_runs, tmp_path):
+    """`make screenshots`' pages, captured from these deployment runs as the command captures them from its own: a
+    page that does not render what it is taken for (a month's task run, the summary artifact, a deployment, a
+    lesson's `Cached` task runs or its artifact) fails here instead of shipping as a blank image."""
+    if not ui_screenshots.chromium_path() or not importlib.util.find_spec("playwright"):
+        pytest.skip("no Chromium (make system-deps) or no playwright (make setup)")
+    _, api, _ = prefect_deployment_server
+    assert deployment_runs["caching rerun"], f"{CACHING} did not complete: {deployment_runs['states'][CACHING]}"
+    pages = ui_screenshots.pages(api, deployment_runs["ids"], deployment_runs["caching rerun"])
+    saved = ui_screenshots.capture(api.removesuffix("/api"), pages, tmp_path / "ui")
+    assert sorted(saved) == SCREENSHOTS
+    for path in saved.values():
+        assert path.read_bytes()[:8] == PNG_SIGNATURE and path.stat().st_size > 20_000, path
+
+
+def test_the_committed_screenshots_are_the_ones_the_command_writes():
+    committed = sorted(path.name for path in ui_screenshots.IMAGES_DIR.glob("*.png"))
+    assert committed == SCREENSHOTS
+
+
 def promised_names(prefixes: tuple[str, ...]) -> set[str]:
     """The task-run names or artifact keys the README and the course pages name (`<service>` read as yellow).
     A task-run name is also anything shaped like one: `<step>-<service>[-YYYY-MM]`, artifact keys aside."""
@@ -395,8 +371,8 @@ def promised_names(prefixes: tuple[str, ...]) -> set[str]:
 def test_the_task_runs_and_artifacts_the_docs_name_are_on_an_etl_sample_run(prefect_deployment_server, deployment_runs):
     _, api, _ = prefect_deployment_server
     run_id = deployment_runs["ids"]["taxi_etl/etl-sample"]
-    task_runs = api_post(api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
-    artifacts = api_post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+    task_runs = request_api(api, "/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+    artifacts = request_api(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
     promised_runs = promised_names(("month-", "publish-summary-", "load-zones"))
     promised_keys = promised_names(("taxi-etl-", "taxi-task-metrics"))
     assert promised_runs and promised_keys  # the README names some of each
@@ -407,13 +383,6 @@ def test_the_task_runs_and_artifacts_the_docs_name_are_on_an_etl_sample_run(pref
     assert promised_keys <= {artifact["key"] for artifact in artifacts}, promised_keys
 
 
-def api_post(api: str, path: str, body: dict | list) -> dict | list:
-    request = urllib.request.Request(
-        f"{api}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    return api_call(request)
-
-
 def schedule_latest_run_soon(api: str, base: Path) -> tuple[Month, Path]:
     """Give etl-yellow one more schedule, firing once ~40 s from now, whose run resolves `latest` from its scheduled
     time like the monthly one does, against a local folder holding that month (synthetic, generated here)."""
@@ -421,9 +390,9 @@ def schedule_latest_run_soon(api: str, base: Path) -> tuple[Month, Path]:
     suggested = latest_published(fires_at.astimezone(ZoneInfo(NEW_YORK)), settings.PUBLICATION_DELAY_MONTHS)
     source_dir, output = base / "scheduled-source", base / "scheduled-out"
     generate_month("yellow", suggested, 2_000, source_dir)
-    deployment = api_get(api, "/deployments/name/taxi_etl/etl-yellow")
+    deployment = request_api(api, "/deployments/name/taxi_etl/etl-yellow")
     rrule = f"DTSTART:{fires_at:%Y%m%dT%H%M%SZ}\nRRULE:FREQ=MINUTELY;COUNT=1"
-    api_post(
+    request_api(
         api,
         f"/deployments/{deployment['id']}/schedules",
         [
@@ -439,7 +408,7 @@ def schedule_latest_run_soon(api: str, base: Path) -> tuple[Month, Path]:
 
 def wait_for_scheduled_run(api: str, deployment_name: str, output: Path, timeout: float = 120) -> str:
     """The id of the run the server's scheduler created for the extra schedule (recognised by its output)."""
-    deployment = api_get(api, f"/deployments/name/{deployment_name}")
+    deployment = request_api(api, f"/deployments/name/{deployment_name}")
 
     def created() -> str | None:
         runs = flow_runs_of(api, deployment["id"])

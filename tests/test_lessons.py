@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -60,25 +58,23 @@ def test_quote_drops_the_dependency_edge_and_opaque_keeps_it():
     assert inputs["quoted"]["value"] == []
 
 
-def test_caching_across_runs(tiny_months, tmp_path):
-    template, months = tiny_months
-    source_dir = tmp_path / "source"
-    source_dir.mkdir()
-    for month in months:
-        shutil.copy(template.format(service="yellow", month=month), source_dir)
-    source = str(source_dir / "{service}_tripdata_{month}.parquet")
-
-    def states(**options) -> list[str]:
-        return [
-            r["state"] for r in caching.cached_etl(source=source, months=months, output=str(tmp_path / "o"), **options)
-        ]
-
-    assert states() == ["Completed", "Completed"]
-    assert states() == ["Cached", "Cached"]
-    changed = source_dir / "yellow_tripdata_2025-02.parquet"
-    changed.write_bytes(changed.read_bytes())  # same content, new modification time: a new version
-    assert states() == ["Cached", "Completed"]
-    assert states(refresh=True) == ["Completed", "Completed"]
+def test_the_caching_command_prints_cold_cached_changed_and_refreshed_months(capsys):
+    """`python -m flows.caching`, the README's command: a cold run computes each month, a rerun finds both cached,
+    a touched 2025-02 file is computed again alone, and `refresh_cache` computes both."""
+    caching.main([])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [line[:40].strip() for line in lines] == [
+        "cold run",
+        "rerun, nothing changed",
+        "rerun after the 2025-02 file changed",
+        "rerun with refresh_cache=True",
+    ]
+    assert [line[40:].strip() for line in lines] == [
+        "2025-01 Completed, 2025-02 Completed",
+        "2025-01 Cached, 2025-02 Cached",
+        "2025-01 Cached, 2025-02 Completed",
+        "2025-01 Completed, 2025-02 Completed",
+    ]
 
 
 def test_cache_key_covers_rules_code_and_zone_table(tiny_months, tmp_path, monkeypatch):

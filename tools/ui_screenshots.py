@@ -2,11 +2,11 @@
 
 `make screenshots` (or `python -m tools.ui_screenshots`) starts a throwaway `prefect server` on a free loopback
 port (its own home and process records in a temporary folder: a server you started with `make server` is left
-alone), runs `taxi_etl` on the yellow sample against it, deploys `prefect.yaml` to it the way `make deploy` does,
-runs each lesson once (`LESSON_RUNS`, their outputs in the same temporary folder), then opens pages in Debian's
-Chromium through Playwright and saves them under `docs/images/ui/`:
+alone), deploys `prefect.yaml` to it the way `make deploy` does, runs the sample ETL and each lesson from their
+deployments with a process worker, as `make worker` does (`screenshot_runs`, their outputs in the same temporary
+folder), then opens pages in Debian's Chromium through Playwright and saves them under `docs/images/ui/`:
 
-- `flow-run.png`: the `taxi_etl` run, one task run per month;
+- `flow-run.png`: the `etl-sample` deployment's `taxi_etl` run, one task run per month;
 - `timeline.png`: the same run's graph, where the months run side by side;
 - `artifact.png`: the run summary artifact `taxi-etl-yellow`;
 - `deployments.png`: the deployments `make deploy` created;
@@ -15,20 +15,18 @@ Chromium through Playwright and saves them under `docs/images/ui/`:
   runs of a rerun, the artifacts the lessons publish, the months' task runs of the Dask lesson.
 
 Each page is captured only once it shows what it is taken for (a month's task run name, the artifact's title, a
-deployment's name): a page that never renders it fails the command instead of saving an empty screenshot. The
-test (`tests/test_ui_screenshots.py`) runs the same capture into a temporary folder.
+deployment's name): a page that never renders it fails the command instead of saving an empty screenshot.
+`tests/test_deployments.py` takes the same screenshots from its own deployment runs, into a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +34,7 @@ from pathlib import Path
 
 import servers
 from tasks import settings
+from tools.deployment_runs import api, final_states, project_copy, start_worker, trigger
 
 IMAGES_DIR = settings.PROJECT_ROOT / "docs" / "images" / "ui"
 VIEWPORT = {"width": 1400, "height": 900}
@@ -69,27 +68,31 @@ def throwaway_server(workdir: Path) -> Iterator[str]:
         settings.RUN_DIR = previous_run_dir
 
 
-def api(api_url: str, path: str, body: dict) -> list[dict]:
-    url = f"{api_url}{path}"
-    if not url.startswith("http://127.0.0.1:"):
-        raise ValueError(f"{url}: only the throwaway loopback server is queried")
-    headers = {"Content-Type": "application/json"}
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)  # noqa: S310 (checked)
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback checked above)
-        return json.loads(response.read())
+# The deployment runs the pages show, as `prefect deployment run <flow>/<deployment> --param ...` starts them: the
+# sample ETL and each lesson, writing under `out` (tests/test_deployments.py runs these among all the others).
+def screenshot_runs(out: Path) -> dict[str, list[str]]:
+    return {
+        "taxi_etl/etl-sample": [f"output={out}"],
+        "lesson-quote/lesson-quote": [],
+        "lesson-s3-results/lesson-s3-results": ['months=["2025-01"]'],
+        "lesson-disk-io/lesson-disk-io": [f"output={out / 'disk-io'}"],
+        "lesson-caching/lesson-caching": [f"output={out / 'caching'}"],
+        "lesson-compression/lesson-compression": ["rows=2000"],
+        "lesson-dask/lesson-dask": [f"output={out / 'dask'}"],
+        "lesson-monitoring/lesson-monitoring": [],
+    }
 
 
-# Each lesson run once, as its user would (`python -m flows.<lesson>`), or its deployable flow when the command line
-# runs something else (`s3_results_lesson` publishes the artifact, `months_via_paths` is the lesson's variant).
-LESSON_RUNS = (
-    ["-m", "flows.quote"],
-    ["-m", "flows.caching"],  # cold run, cached rerun, changed source, refresh
-    ["-m", "flows.compression"],
-    ["-c", "from flows.s3_results import s3_results_lesson; s3_results_lesson()"],
-    ["-c", "from flows.disk_io import months_via_paths; months_via_paths()"],
-    ["-m", "flows.dask_runner"],
-    ["-m", "flows.monitoring"],
-)
+CACHING = "lesson-caching/lesson-caching"
+
+
+def rerun_caching(api_url: str, out: Path, cwd: Path, env: dict[str, str]) -> str:
+    """`lesson-caching` once more with its parameters unchanged, after its first run: each month comes back `Cached`
+    (the caching page's screenshot). Returns the rerun's id once it completed."""
+    rerun = trigger(CACHING, screenshot_runs(out)[CACHING], cwd, env)
+    if (state := final_states(api_url, {CACHING: rerun}, 300)[CACHING])["type"] != "COMPLETED":
+        raise RuntimeError(f"{CACHING} rerun ended {state['type']}: {state.get('message')}")
+    return rerun
 
 
 def first(api_url: str, path: str, body: dict) -> dict:
@@ -104,16 +107,10 @@ def artifact_page(api_url: str, key: str) -> str:
     return f"/artifacts/artifact/{first(api_url, '/artifacts/filter', {'artifacts': {'key': {'any_': [key]}}})['id']}"
 
 
-def flow_runs(api_url: str, flow_name: str) -> list[dict]:
-    """A flow's runs, oldest first."""
-    body = {"flows": {"name": {"any_": [flow_name]}}, "sort": "EXPECTED_START_TIME_ASC"}
-    return api(api_url, "/flow_runs/filter", body)
-
-
-def quote_task_runs(api_url: str) -> tuple[dict, dict]:
+def quote_task_runs(api_url: str, quote_run: str) -> tuple[dict, dict]:
     """The lesson's `describe` task runs: one handed the future (an upstream edge recorded), one handed `quote`."""
     body = {
-        "flow_runs": {"id": {"any_": [flow_runs(api_url, "lesson-quote")[0]["id"]]}},
+        "flow_runs": {"id": {"any_": [quote_run]}},
         "task_runs": {"name": {"like_": "describe"}},
         "sort": "EXPECTED_START_TIME_ASC",
     }
@@ -126,7 +123,9 @@ def quote_task_runs(api_url: str) -> tuple[dict, dict]:
 
 
 def populate(api_url: str, workdir: Path) -> list[Page]:
-    """Run the sample ETL, deploy the project and run the lessons against the server; returns the pages to capture."""
+    """Deploy a copy of the project as `make deploy` does (whatever the runs write, `perf-report`'s charts too, lands
+    in the copy, not in your checkout), run the deployments the pages show with a process worker as `make worker`
+    does (`lesson-caching` twice), and return the pages to capture."""
     (workdir / "tmp").mkdir(exist_ok=True)
     env = {
         **os.environ,
@@ -136,24 +135,28 @@ def populate(api_url: str, workdir: Path) -> list[Page]:
         "TAXI_LESSONS_ROOT": str(workdir / "lessons"),  # settings.lesson_output_root: never the project's output/
         "TMPDIR": str(workdir / "tmp"),  # a lesson's temporary copies go with the server's folder
     }
-    for argv in (
-        ["-m", "flows.etl", "--service", "yellow", "--output", str(workdir / "lake")],
-        ["-m", "servers", "deploy"],
-        *LESSON_RUNS,
-    ):
-        done = subprocess.run(
-            [sys.executable, *argv], cwd=settings.PROJECT_ROOT, env=env, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    copy = project_copy(workdir / "project")
+    env["PWD"] = str(copy)
+    deploy = [sys.executable, "-m", "servers", "deploy"]
+    deployed = subprocess.run(deploy, cwd=copy, env=env, capture_output=True, text=True)
+    if deployed.returncode != 0:
+        raise RuntimeError(f"python -m servers deploy failed:\n{deployed.stdout[-2000:]}{deployed.stderr[-2000:]}")
+    out = workdir / "out"
+    runs = {name: trigger(name, params, copy, env) for name, params in screenshot_runs(out).items()}
+    start_worker(api_url, env)
+    failed = {name: state for name, state in final_states(api_url, runs).items() if state["type"] != "COMPLETED"}
+    if failed:
+        raise RuntimeError(f"runs that did not complete: {failed}")
+    return pages(api_url, runs, rerun_caching(api_url, out, copy, env))
+
+
+def pages(api_url: str, runs: dict[str, str], caching_rerun: str) -> list[Page]:
+    """The pages to capture, from the runs of `screenshot_runs` (deployment -> flow run id) and the cached rerun."""
     first_month = f"month-yellow-{settings.SAMPLE_MONTHS[0]}"
-    # The taxi_etl run holding the months' task runs: the first month's first run,
-    # from `flows.etl` above (the monitoring lesson runs taxi_etl again, later).
-    month_body = {"task_runs": {"name": {"any_": [first_month]}}, "sort": "EXPECTED_START_TIME_ASC"}
-    months_run = f"/runs/flow-run/{first(api_url, '/task_runs/filter', month_body)['flow_run_id']}"
-    resolved, quoted = quote_task_runs(api_url)
-    rerun = flow_runs(api_url, "lesson-caching")[1]  # the second of `flows.caching`'s runs: nothing changed
-    dask_run = flow_runs(api_url, "lesson-dask-months")[0]
+    months_run = f"/runs/flow-run/{runs['taxi_etl/etl-sample']}"
+    resolved, quoted = quote_task_runs(api_url, runs["lesson-quote/lesson-quote"])
+    dask_months = {"flow_runs": {"parent_flow_run_id": {"any_": [runs["lesson-dask/lesson-dask"]]}}}
+    dask_run = first(api_url, "/flow_runs/filter", dask_months)  # the lesson's `lesson-dask-months` subflow
     return [
         Page("flow-run.png", months_run, first_month, tab="Task Runs"),
         Page("timeline.png", months_run, first_month, clip_height=500),
@@ -161,7 +164,7 @@ def populate(api_url: str, workdir: Path) -> list[Page]:
         Page("deployments.png", "/deployments", "etl-sample"),
         Page("quote-task-inputs.png", f"/runs/task-run/{resolved['id']}", "task_run", "Task inputs", 400),
         Page("quote-task-inputs-quoted.png", f"/runs/task-run/{quoted['id']}", '"value"', "Task inputs", 400),
-        Page("caching-rerun.png", f"/runs/flow-run/{rerun['id']}", "Cached", tab="Task Runs"),
+        Page("caching-rerun.png", f"/runs/flow-run/{caching_rerun}", "Cached", tab="Task Runs"),
         Page("compression-artifact.png", artifact_page(api_url, "lesson-compression"), "parquet (zstd)", None, 520),
         Page("s3-results-artifact.png", artifact_page(api_url, "lesson-s3-results"), "trips (parquet)", None, 440),
         Page("disk-io-artifact.png", artifact_page(api_url, "lesson-disk-io"), "peak_rss_mb", None, 360),
