@@ -69,8 +69,12 @@ def no_outbound_network():
 
 # Under pytest-xdist (`-n 2 --dist loadfile`), each worker is a process with its own session fixtures, and a
 # module's tests run on one worker (its module fixtures start once). Modules that share a costly session fixture
-# count as one file here: the course site is built once, by the worker that runs test_docs and test_site.
-SAME_WORKER = {"tests/test_docs.py": "course site", "tests/test_site.py": "course site"}
+# count as one file here: the course site is built once, by the worker that runs test_docs and test_site, and one
+# real Prefect server (`real_prefect_server`) serves the quick benchmark, the monitoring stack and the run logs.
+SAME_WORKER = {
+    **{"tests/test_docs.py": "course site", "tests/test_site.py": "course site"},
+    **dict.fromkeys(("tests/test_benchmark.py", "tests/test_monitoring.py", "tests/test_run_logs.py"), "real server"),
+}
 
 
 # The longest modules, longest first: under xdist each is handed out before the short ones, so the two workers end

@@ -4,6 +4,7 @@ to it, and the committed tables are exactly what `benchmarks/report.py` renders 
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -112,12 +113,15 @@ def check_document(document: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
+def quick_run(tmp_path_factory, real_prefect_server):
     """One `python -m benchmarks.run --quick`, every section on tiny months (the scale section's real processes and
-    two-worker Dask cluster included): the machinery end to end, shared by the tests that read what it wrote."""
+    two-worker Dask cluster included): the machinery end to end, shared by the tests that read what it wrote. It
+    runs against the session's real server, as a `benchmark` deployment's run does against its own (the harness
+    starts one only when none is configured: `test_the_benchmarks_prefect_server_is_set_...` below)."""
     out = tmp_path_factory.mktemp("quick-bench")
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(out)],
+        env={**os.environ, "PREFECT_API_URL": real_prefect_server["PREFECT_API_URL"]},
         capture_output=True,
         text=True,
         timeout=1200,  # 692 s on a quiet machine with the Delta lake (506 s before it); issue 19 shrinks it
