@@ -1,8 +1,9 @@
-"""Deployment runs started the way a user starts them: a copy of the project deployed (`make deploy`), runs
-started with `prefect deployment run`, a process worker (`make worker`) running them, their final states read back.
+"""Deployment runs started the way a user starts them, on a server of one's own: the project copied as a fresh clone
+holds it (deployed from there, whatever its runs write lands in the copy), runs started with `prefect deployment
+run`, a process worker (`make worker`) running them, their final states read back.
 
-`make screenshots` (`tools/ui_screenshots.py`) and `tests/test_deployments.py` both run deployments this way against
-a server of their own, so the screenshots show what the deployments really run.
+`make screenshots` (`tools/ui_screenshots.py`) and `tests/test_deployments.py` both run deployments this way, so the
+screenshots show what the deployments really run.
 """
 
 from __future__ import annotations
