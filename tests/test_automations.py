@@ -14,8 +14,8 @@ import servers
 from blocks.automations import QUARANTINE_AUTOMATION
 from tasks import settings
 from tests.polling import eventually
-from tools.deployment_runs import FINAL_STATE_TYPES, project_copy
 from tools.deployment_runs import api as request_api
+from tools.deployment_runs import final_states, project_copy
 
 BIN = Path(sys.executable).parent
 TRIGGER_NAME = "perf-report-after-taxi-etl"  # prefect.yaml, perf-report's trigger
@@ -65,11 +65,6 @@ def perf_report_runs(api: str, created_by: str) -> list[dict]:
     return [r for r in runs if (r.get("created_by") or {}).get("display_value") == created_by]
 
 
-def finished(api: str, run_id: str) -> dict | None:
-    state = request_api(api, f"/flow_runs/{run_id}")["state"]
-    return state if state["type"] in FINAL_STATE_TYPES else None
-
-
 def test_automations_need_the_deployment_and_are_created_once(monitored_server):
     _, api, _, _, (before_deploy, first, second) = monitored_server
     assert before_deploy.returncode == 1 and "skipped: deploy perf-report/perf-report first" in before_deploy.stdout
@@ -97,7 +92,7 @@ def test_a_completed_taxi_etl_run_triggers_the_perf_report(monitored_server, tmp
     )
     assert etl.returncode == 0, etl.stdout[-3000:] + etl.stderr[-3000:]
     (run,) = eventually(lambda: perf_report_runs(api, TRIGGER_NAME), "a perf-report run created by the trigger", 300, 2)
-    state = eventually(lambda: finished(api, run["id"]), "the triggered perf-report run to finish", 600, 2)
+    state = final_states(api, {"the triggered perf-report run": run["id"]})["the triggered perf-report run"]
     assert state["type"] == "COMPLETED", state.get("message")
     report = (clone / "reports" / "perf" / "perf-report.md").read_text()
     assert "Performance of the last 1 run(s)" in report and "**Bottleneck: `etl-month`**" in report
@@ -118,5 +113,5 @@ def test_a_quarantine_high_event_runs_the_perf_report(monitored_server):
     assert emitted.returncode == 0, emitted.stderr[-3000:]
     created = lambda: perf_report_runs(api, QUARANTINE_AUTOMATION)  # noqa: E731
     (run,) = eventually(created, "a perf-report run created by the automation", 300, 2)
-    state = eventually(lambda: finished(api, run["id"]), "the perf-report run to finish", 600, 2)
+    state = final_states(api, {"the perf-report run": run["id"]})["the perf-report run"]
     assert state["type"] == "COMPLETED", state.get("message")

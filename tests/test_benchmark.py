@@ -124,7 +124,7 @@ def quick_run(tmp_path_factory, real_prefect_server):
         env={**os.environ, "PREFECT_API_URL": real_prefect_server["PREFECT_API_URL"]},
         capture_output=True,
         text=True,
-        timeout=1200,  # 692 s on a quiet machine with the Delta lake (506 s before it); issue 19 shrinks it
+        timeout=1200,  # several times what a quick run takes on a quiet 2-core machine
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]

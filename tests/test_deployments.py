@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -32,7 +30,7 @@ from tests.factories import written_rows
 from tests.polling import eventually
 from tools import ui_screenshots
 from tools.deployment_runs import api as request_api
-from tools.deployment_runs import final_states, project_copy, start_worker, trigger
+from tools.deployment_runs import deploy, final_states, project_copy, start_worker, trigger
 from tools.ui_screenshots import CACHING
 
 ROOT = settings.PROJECT_ROOT
@@ -182,13 +180,7 @@ def deployed(prefect_deployment_server):
     """A fresh copy of the project deployed the way `make deploy` does it: `(clone, deploy's output)`."""
     base, _, env = prefect_deployment_server
     clone = project_copy(base / "clone")
-    result = subprocess.run(
-        [sys.executable, "-m", "servers", "deploy"],
-        cwd=clone,
-        env={**env, "PWD": str(clone)},
-        capture_output=True,
-        text=True,
-    )
+    result = deploy(clone, {**env, "PWD": str(clone)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return clone, result.stdout
 

@@ -61,6 +61,11 @@ def project_copy(destination: Path) -> Path:
     return destination
 
 
+def deploy(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`make deploy` from `cwd` (`python -m servers deploy`: pool, limits, every deployment, automations)."""
+    return subprocess.run([sys.executable, "-m", "servers", "deploy"], cwd=cwd, env=env, capture_output=True, text=True)
+
+
 def trigger(name: str, parameters: list[str], cwd: Path, env: dict[str, str]) -> str:
     """`prefect deployment run name --param ...` from `cwd`, as a user starts one: the new flow run's id."""
     params = [arg for parameter in parameters for arg in ("--param", parameter)]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ from pathlib import Path
 
 import servers
 from tasks import settings
-from tools.deployment_runs import api, final_states, project_copy, start_worker, trigger
+from tools.deployment_runs import api, deploy, final_states, project_copy, start_worker, trigger
 
 IMAGES_DIR = settings.PROJECT_ROOT / "docs" / "images" / "ui"
 VIEWPORT = {"width": 1400, "height": 900}
@@ -137,8 +136,7 @@ def populate(api_url: str, workdir: Path) -> list[Page]:
     }
     copy = project_copy(workdir / "project")
     env["PWD"] = str(copy)
-    deploy = [sys.executable, "-m", "servers", "deploy"]
-    deployed = subprocess.run(deploy, cwd=copy, env=env, capture_output=True, text=True)
+    deployed = deploy(copy, env)
     if deployed.returncode != 0:
         raise RuntimeError(f"python -m servers deploy failed:\n{deployed.stdout[-2000:]}{deployed.stderr[-2000:]}")
     out = workdir / "out"
