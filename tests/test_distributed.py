@@ -41,6 +41,7 @@ SERVICE = "yellow"
 MONTHS = [Month(2024, month) for month in range(1, 5)]
 ROWS_PER_MONTH = 300_000  # about 1-2 s a month on a free core, several on a busy one: long enough to be caught
 RUN_TIMEOUT_SECONDS = 150  # the whole run, lost month included; a hang fails the test instead of blocking CI
+IN_FLIGHT_SECONDS = 2.0  # what the server is given to answer a slot request the victim sent just before it froze
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +125,12 @@ def kill_in_a_running_month(address: str, victim: str, group: int, run_ended: th
     """SIGKILL the victim's process group once a month's task run on it is Running.
 
     The month holds its write slot from its first step to its commit (`tasks/lake/write_lock.py`), so the victim
-    may die holding it. The victim is frozen first (SIGSTOP), so whether it holds the slot cannot change
-    between reading it and the kill; if it did, the slot is freed as an operator or a real server would, and the
-    survivor's rerun of the month takes it. Raises `RuntimeError` if the run ends before a month ran on the victim.
+    may die holding it. The victim is frozen first (SIGSTOP), so it sends nothing more; but a slot request it sent
+    just before (the kill comes as soon as the month is Running, which is when it asks for its slot) may still be
+    on its way, and the server takes the slot for it after the read. So the read waits `IN_FLIGHT_SECONDS` for the
+    server to answer; no one else can take this month's slot meanwhile (the month is the frozen victim's). If the
+    victim holds the slot, it is freed as an operator or a real server would, and the survivor's rerun of the month
+    takes it. Raises `RuntimeError` if the run ends before a month ran on the victim.
     """
     with Client(address, timeout=30, set_as_default=False) as client, get_client(sync_client=True) as prefect:
         while not run_ended.is_set():
@@ -137,6 +141,7 @@ def kill_in_a_running_month(address: str, victim: str, group: int, run_ended: th
                     continue
                 os.killpg(group, signal.SIGSTOP)
                 try:
+                    time.sleep(IN_FLIGHT_SECONDS)
                     holds_slot = write_slot_taken(prefect, month)
                 finally:  # a failed read still kills: a victim left frozen would hang the run
                     os.killpg(group, signal.SIGKILL)
