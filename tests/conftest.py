@@ -67,6 +67,18 @@ def no_outbound_network():
     socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_flow_run_heartbeats():
+    """Flow runs in this process send no heartbeats. Prefect 3.9.1's heartbeat thread (on by default, every 180 s)
+    sleeps in 1 s steps, and a sync flow joins it as it returns: every flow call returns up to 1 s after its run
+    ended (0.5 s on average), which over the suite's flow runs is minutes. Heartbeats only feed the detection of
+    zombie runs, which no test relies on; the flows' subprocesses (deployments, CLI, benchmarks) keep them."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
+
+
 # Under pytest-xdist (`-n 2 --dist loadfile`), each worker is a process with its own session fixtures, and a
 # module's tests run on one worker (its module fixtures start once). Modules that share a costly session fixture
 # count as one file here: the course site is built once, by the worker that runs test_docs and test_site, and one

@@ -32,17 +32,26 @@ def run_ids_of(flow_run_id: UUID) -> list[UUID]:
 
 
 def task_runs_of(state, timeout: float = 120) -> list[TaskRun]:
-    """The task runs of a `taxi_etl` run (its own and any subflow's), once the server has recorded each one's
-    final state: this process's events are sent first, then the server's task-run recorder is waited for."""
+    """The task runs of a flow run (its own and any subflow's), once the server has recorded them all."""
+    return settled_task_runs(run_ids_of(state.state_details.flow_run_id), timeout)
+
+
+def settled_task_runs(flow_run_ids: list[UUID], timeout: float = 120) -> list[TaskRun]:
+    """The task runs of these flow runs, once the server has recorded them all: this process's events are sent
+    first, then the server's task-run recorder is waited for until two reads in a row find the same task runs,
+    each in a final state. (Every final state alone is not enough: the recorder may not have created the last
+    task run yet while the earlier ones are final.)"""
     EventsWorker.drain_all()
+    last_read: list[set] = [set()]
 
     def settled() -> list[TaskRun]:
-        run_ids = run_ids_of(state.state_details.flow_run_id)
         with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
-        return runs if runs and all(run.state and run.state.is_final() for run in runs) else []
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)))
+        read, last_read[0] = last_read[0], {(run.id, run.state_type) for run in runs}
+        final = runs and all(run.state and run.state.is_final() for run in runs)
+        return runs if final and read == last_read[0] else []
 
-    return eventually(settled, "every task run of the flow run recorded in a final state", timeout)
+    return eventually(settled, "every task run of the flow runs recorded in a final state", timeout)
 
 
 def log_messages_of(flow_run_id: UUID, until: str, timeout: float = 60) -> list[str]:

@@ -7,8 +7,6 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 from prefect import flow
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.utilities.annotations import opaque, quote
 
 from data.generate import write_month
@@ -18,6 +16,7 @@ from tasks import settings
 from tasks.months import Month
 from tasks.pipeline import month as pipeline
 from tasks.pipeline.zones import load_zone_table
+from tests.runs import task_runs_of
 
 pytestmark = [pytest.mark.flow, pytest.mark.usefixtures("prefect_server")]
 TINY_ROWS = 3_000
@@ -32,10 +31,8 @@ def tiny_months(tmp_path_factory) -> tuple[str, list[str]]:
     return str(folder / "{service}_tripdata_{month}.parquet"), months
 
 
-def task_inputs_by_name(flow_run_id) -> dict[str, dict]:
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    return {run.name: run.task_inputs for run in runs}
+def task_inputs_by_name(state) -> dict[str, dict]:
+    return {run.name: run.task_inputs for run in task_runs_of(state)}
 
 
 def test_quote_drops_the_dependency_edge_and_opaque_keeps_it():
@@ -52,7 +49,7 @@ def test_quote_drops_the_dependency_edge_and_opaque_keeps_it():
     received = state.result()
     assert received["plain"] == received["opaque"] == "DataFrame"
     assert received["quote"].endswith("Future")
-    inputs = {name.split("-")[0]: value for name, value in task_inputs_by_name(state.state_details.flow_run_id).items()}
+    inputs = {name.split("-")[0]: value for name, value in task_inputs_by_name(state).items()}
     assert len(inputs["plain"]["value"]) == 1
     assert len(inputs["opaque"]["value"]) == 1
     assert inputs["quoted"]["value"] == []

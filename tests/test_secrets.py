@@ -45,6 +45,7 @@ from tasks.pipeline.zones import ZoneTableError
 from tasks.redact import MASK, redact_text, redact_url
 from tasks.schema import SchemaError, ServiceMismatchError
 from tests.polling import eventually
+from tests.runs import settled_task_runs
 
 SAMPLE = settings.SAMPLE_DIR / "green_tripdata_2025-01.parquet"
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|_KEY$", re.IGNORECASE)
@@ -134,7 +135,7 @@ def test_s3_runs_reveal_no_secret(s3_bucket, moto_endpoint, fake_secrets, prefec
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)))
         artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
         runs = [client.read_flow_run(run_id) for run_id in run_ids]
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+    task_runs = settled_task_runs(run_ids)
     assert any(f"s3://{s3_bucket}/raw/green_tripdata_2025-01.parquet" in log.message for log in logs)
     assert artifacts and any("| 2025-01 |" in (artifact.data or "") for artifact in artifacts)
     seen["flow run logs (API)"] = "\n".join(log.message for log in logs)
@@ -292,7 +293,8 @@ def shown_by_the_api(since: datetime, expected_events: set[str]) -> dict[str, st
             flow_run_filter=FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(after_=since))
         )
         run_ids = [run.id for run in flow_runs]
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)))
+    task_runs = settled_task_runs(run_ids)
+    with get_client(sync_client=True) as client:
         states = [state for run in flow_runs for state in client.read_flow_run_states(run.id)]
         states += [state for run in task_runs for state in client.read_task_run_states(run.id)]
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=run_ids)))
