@@ -24,6 +24,7 @@ import servers
 from data.generate import write_month as generate_month
 from flows.mart import build_sample_lake
 from tasks import settings
+from tasks.lake import month_lineage
 from tasks.months import Month, latest_published
 from tasks.schema import NEW_YORK
 from tests.factories import written_rows
@@ -265,6 +266,9 @@ def test_deploy_and_run_every_local_deployment(prefect_deployment_server, deploy
     assert written_rows(out / "disk-io", "yellow", "2025-01") and written_rows(out / "dask", "yellow", "2025-01")
     assert written_rows(out / "dask-etl", "yellow", "2025-01")["trips"] > 0  # etl-yellow-dask: on a LocalCluster
     assert written_rows(scheduled_out, "yellow", str(latest_month)), sorted(scheduled_out.rglob("*.parquet"))
+    # the months' commits name the deployment that wrote them: from a thread of the flow run, and from a Dask worker
+    assert month_lineage(str(scheduled_out), "yellow", latest_month)["deployment"] == "etl-yellow"
+    assert month_lineage(str(out / "dask-etl"), "yellow", Month(2025, 1))["deployment"] == "etl-yellow-dask"
     # perf-report is the one deployment not run by hand: its trigger runs it after each completed taxi_etl run
     # (tests/test_automations.py waits for such a run to complete; here it is enough that the trigger fired).
     perf_report = request_api(api, "/deployments/name/perf-report/perf-report")

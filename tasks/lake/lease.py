@@ -22,7 +22,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from tasks.lake.concurrency_limits import LimitSpec, ensure_limit_with
+from tasks.lake.concurrency_limits import LimitSpec, api_client, ensure_limit_with
 from tasks.observe.run_log import step_logger
 
 BUSY_RETRY_SECONDS = 0.1  # a 503 from a SQLite server's locked database: asked again after about this long
@@ -45,7 +45,7 @@ async def _post(client: PrefectClient, path: str, body: dict) -> httpx.Response:
 
 async def _acquire(spec: LimitSpec, lease_seconds: float, deadline: float | None) -> UUID:
     with anyio.fail_after(deadline):
-        async with get_client() as client:
+        async with api_client() as client:
             await ensure_limit_with(client, spec)
             body = {"names": [spec.name], "slots": 1, "mode": "concurrency", "lease_duration": lease_seconds}
             response = await _post(client, "/v2/concurrency_limits/increment-with-lease", body)
@@ -54,7 +54,7 @@ async def _acquire(spec: LimitSpec, lease_seconds: float, deadline: float | None
 
 async def _release(lease_id: UUID, deadline: float) -> None:
     with anyio.fail_after(deadline):
-        async with get_client() as client:
+        async with api_client() as client:
             await _post(client, "/v2/concurrency_limits/decrement-with-lease", {"lease_id": str(lease_id)})
 
 

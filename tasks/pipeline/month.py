@@ -17,7 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from functools import partial
+from functools import lru_cache, partial
 from pathlib import Path
 
 import polars as pl
@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 
 from tasks import settings
 from tasks.lake import table_uris, write_month, written_by_run
@@ -135,14 +136,26 @@ def current_flow_run_id() -> str | None:
     return str(run_id) if run_id else None
 
 
-def month_lineage_record(summary: MonthSummary, source: str, zones: ZoneTable, run_id: str | None) -> dict:
-    """What the month's commits record of who wrote it, from what (`tasks/lake/lineage.py`)."""
+@lru_cache(maxsize=64)
+def deployment_name(run_id: str) -> str | None:
+    """The name of the deployment that started flow run `run_id`, or None: read once per run and process.
+
+    `prefect.runtime.deployment.name` asks the API on every use, through a new client each time: the flow run
+    (even in a run started without a deployment, whose context already says so) and then the deployment."""
+    context = FlowRunContext.get()
+    if context and context.flow_run and str(context.flow_run.id) == run_id and not context.flow_run.deployment_id:
+        return None
     from prefect.runtime import deployment
 
+    return deployment.name
+
+
+def month_lineage_record(summary: MonthSummary, source: str, zones: ZoneTable, run_id: str | None) -> dict:
+    """What the month's commits record of who wrote it, from what (`tasks/lake/lineage.py`)."""
     fingerprint = source_fingerprint(source)
     return {
         "flow_run_id": run_id,
-        "deployment": deployment.name if run_id else None,
+        "deployment": deployment_name(run_id) if run_id else None,
         "source": redact_url(source),
         "source_fingerprint": {**fingerprint, "uri": redact_url(str(fingerprint["uri"]))},
         "rows_in": summary.rows_in,
