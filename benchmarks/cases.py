@@ -10,8 +10,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from prefect import flow
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.utilities.annotations import quote as quoted
 
 from benchmarks.anchor_case import anchor_month
@@ -148,6 +150,9 @@ def overhead_case(size: Size, workdir: Path) -> list[Result]:
     samples = interleaved_timings(
         {
             "flow": lambda: taxi_etl(months=months, source=uri, output=str(workdir / "prefect")),
+            "flow, no heartbeats": without_heartbeats(
+                lambda: taxi_etl(months=months, source=uri, output=str(workdir / "prefect-no-heartbeats"))
+            ),
             "plain": lambda: run_month(uri, "yellow", month, str(workdir / "plain"), zones, "polars"),
         },
         size.repeats,
@@ -162,7 +167,27 @@ def overhead_case(size: Size, workdir: Path) -> list[Result]:
         target="flow <= 1.25x plain",
     )
     result.met = result.ratio <= 1.25
-    return [result]
+    heartbeats = Result.from_repeats(
+        "overhead_heartbeats",
+        "seconds for one month: taxi_etl with Prefect's default flow-run heartbeats vs none (a cost: the sync flow"
+        " waits for its heartbeat thread's 1 s sleep to end as it returns)",
+        samples["flow"],
+        samples["flow, no heartbeats"],
+        size.rows,
+        lesson="flows/etl.py",
+        target="none: shows what the heartbeat thread's join costs a run",
+    )
+    return [result, heartbeats]
+
+
+def without_heartbeats(work: Callable[[], Any]) -> Callable[[], Any]:
+    """`work` with flow-run heartbeats off (on by default in prefect 3.9.1; no environment value turns them off)."""
+
+    def run() -> Any:
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            return work()
+
+    return run
 
 
 def anchor_case(size: Size, workdir: Path) -> list[Result]:

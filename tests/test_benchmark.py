@@ -48,6 +48,7 @@ EXPECTED = {
     "dask_wall_polars",
     "scheduler_growth",
     "overhead",
+    "overhead_heartbeats",
     "anchor_month",
     "cache_year",
     *SCALE_ROWS,
