@@ -92,13 +92,14 @@ def quote_case(size: Size, workdir: Path) -> list[Result]:
 def cache_case(size: Size, workdir: Path) -> list[Result]:
     """Each repeat links the months under paths never cached before, then runs cold and reruns cached."""
     source, months = months_on_disk(size, workdir, size.disk_io_months)
-    cold, cached = [], []
+    cold, cached, cached_without_heartbeats = [], [], []
     for repeat in range(size.repeats):
         template = fresh_paths(source, months, workdir / f"cache-source-{repeat}")
         output = str(workdir / f"cache-out-{repeat}")
         run = partial(caching.cached_etl, months=months, source=template, output=output)
         cold += timings(run, 1)
         cached += timings(run, 1)
+        cached_without_heartbeats += timings(without_heartbeats(run), 1)
     return [
         at_least(
             Result.from_repeats(
@@ -111,7 +112,17 @@ def cache_case(size: Size, workdir: Path) -> list[Result]:
             ),
             20,
             "cached <= 5% of cold (>= 20x)",
-        )
+        ),
+        Result.from_repeats(
+            "cache_without_heartbeats",
+            f"flow seconds over {len(months)} months: cold run vs cached rerun with flow-run heartbeats off (the"
+            " rerun without the wait for the heartbeat thread's 1 s sleep, `overhead_heartbeats`)",
+            cold,
+            cached_without_heartbeats,
+            size.rows,
+            lesson="flows/caching.py",
+            target="none: what the cached rerun costs apart from the heartbeat's join",
+        ),
     ]
 
 

@@ -37,6 +37,7 @@ EXPECTED = {
     "quote_dataframe",
     "no_cache_dataframe",
     "cache",
+    "cache_without_heartbeats",
     "disk_io",
     "serializer",
     "serializer_fastest_compressed",
