@@ -19,8 +19,9 @@ VERDICT = {True: "met", False: "missed"}
 PANEL_INCHES = 1.45
 WIDTH_INCHES = 7.5
 LEFT, RIGHT = 0.25, 0.97  # the panels' edges, as fractions of the figure's width (the labels sit left of them)
-# A note on how a row was measured, after its variant's name: "(2 runs in each ...; a cost: lower is better)".
-NOTE = re.compile(r"\s*\([^()]*[:;][^()]*\)$")
+# A note on how a row was measured, after its variant's name: "(2 runs in each ...; a cost: lower is better)", or
+# any long one ("(the rerun without the wait for ...)"); a short one names the variant: "parquet (zstd)".
+NOTE = re.compile(r"\s*\((?:[^()]*[:;][^()]*|[^()]{40,})\)$")
 
 
 def sides(metric: str) -> tuple[str, str]:
@@ -89,7 +90,7 @@ def chart(results: list[dict], lesson: str):  # a matplotlib Figure (imported la
         # from the figure's left edge, over the labels, so a long title ("..., target with metrics <= 1.03x without:
         # met") does not run past the right edge; the longest ones a size smaller
         heading = title(result)
-        size = 10 if len(heading) <= 80 else 9
+        size = 10 if len(heading) <= 80 else 9 if len(heading) <= 95 else 8
         axis.set_title(heading, loc="left", x=-(LEFT - 0.01) / (RIGHT - LEFT), fontsize=size, fontweight="bold")
         axis.tick_params(axis="x", labelsize=8)
         axis.spines[["top", "right"]].set_visible(False)

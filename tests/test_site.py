@@ -262,6 +262,13 @@ def test_a_chart_is_drawn_for_each_charted_page_and_a_lesson_without_rows_is_an_
         assert chart, page_path
         assert (built_site / page_path / chart.group(1)).resolve().read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert charts.sides("flow seconds over 3 months: cold run vs cached rerun") == ("cold run", "cached rerun")
+    # a note after a variant is left off its bar's label, a short parenthesis that names the variant is not
+    long_note = "seconds: plain (a cost: lower) vs quiet rerun (without the wait for the thread's 1 s sleep, `x`)"
+    assert charts.sides(long_note) == ("plain", "quiet rerun")
+    assert charts.sides("seconds: compressed/pickle (lzma) vs parquet (zstd)") == (
+        "compressed/pickle (lzma)",
+        "parquet (zstd)",
+    )
     with pytest.raises(ValueError, match=r"no row for flows/nothing\.py"):
         charts.draw([], "flows/nothing.py")
 
