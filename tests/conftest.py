@@ -70,9 +70,10 @@ def no_outbound_network():
 @pytest.fixture(autouse=True, scope="session")
 def no_flow_run_heartbeats():
     """Flow runs in this process send no heartbeats. Prefect 3.9.1's heartbeat thread (on by default, every 180 s)
-    sleeps in 1 s steps, and a sync flow joins it as it returns: every flow call returns up to 1 s after its run
-    ended (0.5 s on average), which over the suite's flow runs is minutes. Heartbeats only feed the detection of
-    zombie runs, which no test relies on; the flows' subprocesses (deployments, CLI, benchmarks) keep them."""
+    sleeps in 1 s steps, and a sync flow joins it as it returns: every flow call ends at the next whole second
+    after it began, idle for up to a second (`overhead_heartbeats` in benchmarks/README.md). Heartbeats only feed
+    the detection of zombie runs, which no test relies on; the flows' subprocesses (deployments, CLI, benchmarks)
+    keep them."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
