@@ -42,14 +42,16 @@ def settled_task_runs(flow_run_ids: list[UUID], timeout: float = 120) -> list[Ta
     each in a final state. (Every final state alone is not enough: the recorder may not have created the last
     task run yet while the earlier ones are final.)"""
     EventsWorker.drain_all()
-    last_read: list[set] = [set()]
+    previous: set = set()
 
     def settled() -> list[TaskRun]:
+        nonlocal previous
         with get_client(sync_client=True) as client:
             runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)))
-        read, last_read[0] = last_read[0], {(run.id, run.state_type) for run in runs}
+        current = {(run.id, run.state_type) for run in runs}
+        unchanged, previous = current == previous, current
         final = runs and all(run.state and run.state.is_final() for run in runs)
-        return runs if final and read == last_read[0] else []
+        return runs if final and unchanged else []
 
     return eventually(settled, "every task run of the flow runs recorded in a final state", timeout)
 
