@@ -1,7 +1,7 @@
 """The Dask lesson's benchmark: wall-clock throughput over all months, with the cluster's start timed apart.
 
 Each repeat runs the months one after another in this process (the baseline), then starts a fresh two-worker
-`LocalCluster` (timed: workers up and the project imported on them) and runs the lesson's flow on it through
+`LocalCluster` (timed: workers up and readied by `flows.runners.dask_setup`) and runs the lesson's flow on it through
 its address. A run's time is from the call until its last month finished (`MonthSummary.finished_at`), so
 the flow's final dask.dataframe aggregation, which the baseline does not do, is left out of both. A quick run
 starts one cluster for all its repeats (`Size.cluster_per_repeat`): each start is two fresh worker processes.
@@ -9,7 +9,6 @@ starts one cluster for all its repeats (`Size.cluster_per_repeat`): each start i
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import Callable
 from functools import partial
@@ -19,6 +18,7 @@ from distributed import Client, LocalCluster
 
 from benchmarks.harness import Size, months_on_disk
 from flows import dask_runner
+from flows.runners import WORKER_SETUP
 from tasks.observe.measure import Result, spread
 
 ENGINES = ("pandas", "polars")
@@ -36,16 +36,13 @@ def months_on_dask(address: str, **parameters: object) -> list[dict]:
     return dask_runner.run(address, **parameters)["months"]
 
 
-def _import_project() -> None:
-    importlib.import_module("tasks.pipeline.month")
-
-
 def start_cluster() -> tuple[LocalCluster, Client]:
-    """Two single-threaded worker processes, each with Prefect and the pipeline imported."""
-    cluster = LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=True, dashboard_address=None)
-    client = Client(cluster)
-    client.run(_import_project)
-    return cluster, client
+    """Two single-threaded worker processes, each readied as it starts as the lesson's own LocalCluster's are
+    (`flows.runners.dask_setup`: the pipeline imported, Prefect's collections loaded)."""
+    cluster = LocalCluster(
+        n_workers=WORKERS, threads_per_worker=1, processes=True, dashboard_address=None, preload=[WORKER_SETUP]
+    )
+    return cluster, Client(cluster)
 
 
 def dask_case(size: Size, workdir: Path) -> list[Result]:

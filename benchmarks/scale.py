@@ -20,7 +20,6 @@ must fit a `make bench`.
 
 from __future__ import annotations
 
-import importlib
 import re
 import shutil
 import time
@@ -56,11 +55,10 @@ from tasks.observe.measure import Result, map_in_context, peak_rss_mib, run_chil
 console = Console(stderr=True)  # a full section runs for minutes: say what each measurement gave
 
 
-def _import_project() -> dict:
-    """Imported on each worker before any timing; what a worker's CPU pool is, for the details."""
+def _worker_threads() -> dict:
+    """What a worker's CPU pool is, for the details (its setup, `flows.runners.dask_setup`, ran as it started)."""
     import polars
 
-    importlib.import_module("tasks.pipeline.month")
     return {"polars threads": polars.thread_pool_size()}
 
 
@@ -75,10 +73,9 @@ class Cluster:
     restart_seconds: list[float]
 
     def fresh_workers(self) -> None:
-        """New worker processes (their nannies restart them), the project imported: peaks start from zero."""
+        """New worker processes (their nannies restart them, each readied by its preload): peaks start from zero."""
         started = time.perf_counter()
         self.client.restart()
-        self.client.run(_import_project)
         self.restart_seconds.append(time.perf_counter() - started)
 
     def worker_peaks(self) -> dict[str, float]:
@@ -96,7 +93,6 @@ def existing_cluster(workers: int, name: str) -> Iterator[Cluster]:
         address = start_dask(PREFECT_API_URL.value(), workers=workers, name=name)["TAXI_DASK_ADDRESS"]
         client = Client(address, timeout=120)
         client.wait_for_workers(workers, timeout=300)
-        client.run(_import_project)
         yield Cluster(name, address, client, time.perf_counter() - started, [])
     finally:
         if client is not None:
@@ -178,7 +174,7 @@ def scale_case(size: Size, workdir: Path) -> list[Result]:
         }
         if restarts := [*two.restart_seconds, *one.restart_seconds]:
             started["fresh workers s (before each Dask run, apart)"] = restarts
-        threads = two.client.run(_import_project)
+        threads = two.client.run(_worker_threads)
     for run in runs:
         expected = run.job.months * (size.rows * BIG_MONTH_FACTOR if run.job.variant == BIG_MONTH else size.rows)
         if run.rows != expected:

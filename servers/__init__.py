@@ -125,8 +125,9 @@ def start_dask(api_url: str, workers: int = 2, name: str = "dask") -> dict[str, 
 
     Each worker declares one unit of the resource `MONTH`: `taxi_etl` asks one per month, so a worker holds at most
     one heavy month at a time (see flows/etl.py); its libraries use one CPU thread (`SINGLE_THREADED`), so each
-    worker added adds one core's worth of work. The processes are recorded as `<name>-scheduler`,
-    `<name>-worker-<i>` (`scheduler_pid(name)`).
+    worker added adds one core's worth of work. Each worker is readied for months as it starts (`--preload
+    flows.runners`, which runs `flows.runners.dask_setup`), not in its first month's time. The processes are
+    recorded as `<name>-scheduler`, `<name>-worker-<i>` (`scheduler_pid(name)`).
     """
     port = free_port()
     bin_dir = Path(sys.executable).parent
@@ -154,7 +155,7 @@ def start_dask(api_url: str, workers: int = 2, name: str = "dask") -> dict[str, 
             f"{name}-worker-{index}",
             [
                 *(str(bin_dir / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1"),
-                *("--no-dashboard", "--resources", "MONTH=1"),
+                *("--no-dashboard", "--resources", "MONTH=1", "--preload", "flows.runners"),
             ],
             {**env, **SINGLE_THREADED},
         )

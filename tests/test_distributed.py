@@ -236,3 +236,14 @@ def test_each_worker_from_start_dask_computes_on_one_thread_so_a_second_worker_i
         pools = {"polars": client.run(polars.thread_pool_size), "arrow": client.run(pa.cpu_count)}
     for library, threads in pools.items():
         assert set(threads) == set(groups) and set(threads.values()) == {1}, (library, threads)
+
+
+def test_each_worker_from_start_dask_is_ready_for_months_before_its_first(two_workers):
+    """`--preload flows.runners`: the month's modules imported and Prefect's collections loaded as a worker starts,
+    not in its first month's time."""
+    import sys
+
+    address, groups = two_workers
+    with Client(address, timeout=60, set_as_default=False) as client:
+        ready = client.run(lambda: ("tasks.pipeline.month" in sys.modules, "prefect_aws" in sys.modules))
+    assert set(ready) == set(groups) and set(ready.values()) == {(True, True)}, ready
