@@ -3,7 +3,8 @@
 #
 #   docker build -t registry.example.com/nyc-taxi-prefect:1 .
 #   docker run --rm registry.example.com/nyc-taxi-prefect:1 python -m flows.etl        # the sample, offline
-#   docker run --rm registry.example.com/nyc-taxi-prefect:1 dask worker tcp://SCHEDULER:8786 --nthreads 1
+#   docker run --rm registry.example.com/nyc-taxi-prefect:1 dask worker tcp://SCHEDULER:8786 --nthreads 1 \
+#       --resources MONTH=1 --preload flows.runners                                      # servers.DASK_WORKER_ARGS
 #
 # Not built by this project's tests (no Docker engine here); tests/test_deployments.py checks it statically.
 FROM python:3.11-slim

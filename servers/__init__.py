@@ -120,6 +120,11 @@ SINGLE_THREADED = {
 }
 
 
+# What makes a `dask worker` one of the project's: one month at a time (`flows.runners.MONTH_RESOURCE`) and readied
+# for months as it starts (`flows.runners.dask_setup`). deploy/dask-helm-values.yaml gives its workers the same.
+DASK_WORKER_ARGS = ("--resources", "MONTH=1", "--preload", "flows.runners")
+
+
 def start_dask(api_url: str, workers: int = 2, name: str = "dask") -> dict[str, str]:
     """A `dask scheduler` and `workers` single-threaded `dask worker`s that report to Prefect at `api_url`.
 
@@ -155,7 +160,7 @@ def start_dask(api_url: str, workers: int = 2, name: str = "dask") -> dict[str, 
             f"{name}-worker-{index}",
             [
                 *(str(bin_dir / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1"),
-                *("--no-dashboard", "--resources", "MONTH=1", "--preload", "flows.runners"),
+                *("--no-dashboard", *DASK_WORKER_ARGS),
             ],
             {**env, **SINGLE_THREADED},
         )

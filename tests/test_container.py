@@ -7,6 +7,7 @@ import tomllib
 
 import yaml
 
+import servers
 from tasks import settings
 
 ROOT = settings.PROJECT_ROOT
@@ -36,3 +37,9 @@ def test_the_kubernetes_flows_use_the_helm_chart_scheduler():
     assert announced.endswith(f":{values['scheduler']['servicePort']}")
     kubernetes = (ROOT / "deploy" / "prefect-kubernetes.yaml").read_text()
     assert set(re.findall(r"tcp://[\w.-]+:\d+", kubernetes)) == {announced}
+
+
+def test_the_clusters_workers_are_the_projects_workers_as_make_dask_starts_them():
+    values = yaml.safe_load((ROOT / "deploy" / "dask-helm-values.yaml").read_text())
+    assert tuple(values["worker"]["extraArgs"]) == servers.DASK_WORKER_ARGS
+    assert " ".join(servers.DASK_WORKER_ARGS) in DOCKERFILE  # the image's example worker command
