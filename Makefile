@@ -94,7 +94,8 @@ worker: setup
 s3: setup
 	$(BIN)/python -m servers start s3
 
-# A scheduler and two workers (resource MONTH=1 each, one CPU thread each); .run/dask.env sets TAXI_DASK_ADDRESS, which
+# A scheduler and two workers (resource MONTH=1 each, one CPU thread each, readied for months as they start:
+# servers.DASK_WORKER_ARGS); .run/dask.env sets TAXI_DASK_ADDRESS, which
 # `python -m flows.etl` uses by default: `. .run/prefect.env && . .run/dask.env && python -m flows.etl`.
 dask: setup
 	@test -f .run/prefect.env || $(BIN)/python -m servers start prefect
