@@ -3,18 +3,22 @@ tests never touch the user's ~/.prefect; one Prefect test server serves the whol
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import ipaddress
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from unittest import mock
 
 _PREFECT_HOME = tempfile.mkdtemp(prefix="taxi-tests-prefect-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
@@ -134,7 +138,44 @@ class ModulesTogether:
 
 
 @pytest.fixture(scope="session")
-def real_prefect_server(tmp_path_factory) -> Iterator[dict[str, str]]:
+def migrated_database(tmp_path_factory) -> Path:
+    """A Prefect database at this Prefect's schema head, migrated once per `make test`: every server the suite
+    starts begins from a copy (`prefect_home`, `prefect_server`) instead of running Prefect's migrations on an
+    empty file, some 6 s of CPU each. The xdist workers share it: the first to take the lock migrates, the other
+    waits and copies."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    shared = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    database = shared / "migrated-prefect.db"
+    with open(shared / "migrated-prefect.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not database.exists():
+            home = Path(tempfile.mkdtemp(prefix="migrating-", dir=shared))
+            migrated = subprocess.run(
+                [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+                env={**os.environ, "PREFECT_HOME": str(home)},
+                capture_output=True,
+                text=True,
+            )
+            assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+            (home / "prefect.db").rename(database)
+    return database
+
+
+@pytest.fixture(scope="session")
+def prefect_home(migrated_database) -> Callable[[Path], str]:
+    """Makes a folder a Prefect home for a `prefect server start`: its database (`prefect.db`, the default's place)
+    a copy of the migrated one. Returns the folder as `PREFECT_HOME` takes it."""
+
+    def make(home: Path) -> str:
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(migrated_database, home / "prefect.db")
+        return str(home)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def real_prefect_server(tmp_path_factory, prefect_home) -> Iterator[dict[str, str]]:
     """One `prefect server start` (as `make server` starts it: its services and /api/metrics on) for the modules
     that need a real server process rather than the test harness's, on a free loopback port with its own home,
     stopped by the process id it recorded: `{"PREFECT_API_URL": ..., "PREFECT_HOME": ...}`. Its database holds
@@ -142,7 +183,7 @@ def real_prefect_server(tmp_path_factory) -> Iterator[dict[str, str]]:
     import servers
 
     base = tmp_path_factory.mktemp("real-prefect-server")
-    home, records = str(base / "prefect-home"), base / "run"
+    home, records = prefect_home(base / "prefect-home"), base / "run"
     previous, settings.RUN_DIR = settings.RUN_DIR, records
     try:
         api = servers.start_prefect({"PREFECT_HOME": home})["PREFECT_API_URL"]
@@ -157,11 +198,16 @@ def real_prefect_server(tmp_path_factory) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="session")
-def prefect_server():
-    """One temporary Prefect server (SQLite) for every flow test in the session."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(tmp_path_factory, migrated_database):
+    """One temporary Prefect server (SQLite) for every flow test in the session: Prefect's test harness, its
+    database (`prefect-test.db` in a folder it makes with `mkdtemp`) a copy of the migrated one."""
+    from prefect.testing import utilities
 
-    with prefect_test_harness(server_startup_timeout=None):
+    folder = tmp_path_factory.mktemp("prefect-test-harness")
+    shutil.copyfile(migrated_database, folder / "prefect-test.db")
+    with ExitStack() as harness:
+        with mock.patch.object(utilities, "mkdtemp", lambda: str(folder)):
+            harness.enter_context(utilities.prefect_test_harness(server_startup_timeout=None))
         yield
 
 

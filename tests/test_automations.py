@@ -22,13 +22,14 @@ TRIGGER_NAME = "perf-report-after-taxi-etl"  # prefect.yaml, perf-report's trigg
 
 
 @pytest.fixture(scope="module")
-def monitored_server(tmp_path_factory):
+def monitored_server(tmp_path_factory, prefect_home):
     """A real `prefect server` (its trigger and action services on) with the project's pool, the `perf-report`
     deployment (from a fresh copy, as `prefect deploy -n perf-report` does it) and the automations created, and a
     worker: `(base, api, env, clone, outputs of blocks.automations before the deploy, once and twice after)`."""
     base = tmp_path_factory.mktemp("automations")
     previous_run_dir, settings.RUN_DIR = settings.RUN_DIR, base / "run"
-    env = {**os.environ, "PREFECT_HOME": str(base / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    home = prefect_home(base / "prefect-home")
+    env = {**os.environ, "PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     try:
         api = servers.start_prefect({"PREFECT_HOME": env["PREFECT_HOME"]})["PREFECT_API_URL"]
         env = {**env, "PREFECT_API_URL": api}

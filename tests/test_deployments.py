@@ -160,12 +160,13 @@ def end_to_end_runs(clone: Path, out: Path) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def prefect_deployment_server(tmp_path_factory):
+def prefect_deployment_server(tmp_path_factory, prefect_home):
     """A real `prefect server` started as `make server` starts it, with its own home; stopped (with the worker)
     afterwards. Its scheduler loops every 5 s instead of 60 s, so a schedule's runs appear quickly."""
     base = tmp_path_factory.mktemp("deploy")
     previous_run_dir, settings.RUN_DIR = settings.RUN_DIR, base / "run"
-    env = {**os.environ, "PREFECT_HOME": str(base / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    home = prefect_home(base / "prefect-home")
+    env = {**os.environ, "PREFECT_HOME": home, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     try:
         api = servers.start_prefect(
             {"PREFECT_HOME": env["PREFECT_HOME"], "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"}

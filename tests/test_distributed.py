@@ -14,7 +14,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from uuid import UUID
 
 import pyarrow as pa
@@ -52,25 +55,39 @@ def generated_months(tmp_path_factory) -> str:
     return str(folder / "{service}_tripdata_{month}.parquet")
 
 
-@pytest.fixture
-def two_workers(tmp_path_factory, monkeypatch):
-    """A scheduler and two worker process groups from `servers.start_dask`, their process ids recorded in a
-    temporary folder so that `servers.stop` ends exactly these: `(address, {worker address: process group id})`.
-
-    The workers import the pipeline before the run, as a standing cluster's would have: a cold worker spends tens
-    of seconds on imports before its first month starts, and the kill must land in a month, not in an import."""
-    monkeypatch.setattr(settings, "RUN_DIR", tmp_path_factory.mktemp("run"))
-    address = servers.start_dask(PREFECT_API_URL.value())["TAXI_DASK_ADDRESS"]
+@contextmanager
+def started_cluster(run_dir: Path) -> Iterator[tuple[str, dict[str, int]]]:
+    """A scheduler and two worker process groups from `servers.start_dask`, their process ids recorded in `run_dir`
+    so that `servers.stop` ends exactly these: `(address, {worker address: process group id})`."""
+    previous, settings.RUN_DIR = settings.RUN_DIR, run_dir
     try:
+        address = servers.start_dask(PREFECT_API_URL.value())["TAXI_DASK_ADDRESS"]
         with Client(address, timeout=60, set_as_default=False) as client:
             client.wait_for_workers(2, timeout=120)
-            nanny_pids = {int((settings.RUN_DIR / f"dask-worker-{i}.pid").read_text()) for i in range(2)}
+            nanny_pids = {int((run_dir / f"dask-worker-{i}.pid").read_text()) for i in range(2)}
             groups = {worker: os.getpgid(pid) for worker, pid in client.run(os.getpid).items()}
-            client.run(__import__, "flows.etl")
         assert set(groups.values()) == nanny_pids, "each worker process runs in its nanny's process group"
         yield address, groups
     finally:
         servers.stop()
+        settings.RUN_DIR = previous
+
+
+@pytest.fixture
+def two_workers(tmp_path_factory):
+    """A cluster of its own for the test that kills a worker. The workers also import the flow's module before the
+    run, as a standing cluster's would have: the kill must land in a month, not in an import."""
+    with started_cluster(tmp_path_factory.mktemp("run")) as (address, groups):
+        with Client(address, timeout=60, set_as_default=False) as client:
+            client.run(__import__, "flows.etl")
+        yield address, groups
+
+
+@pytest.fixture(scope="module")
+def fresh_workers(prefect_server, tmp_path_factory):
+    """A cluster the tests only look at, just as `servers.start_dask` left it (nothing run or imported since)."""
+    with started_cluster(tmp_path_factory.mktemp("run")) as cluster:
+        yield cluster
 
 
 @dataclass
@@ -227,10 +244,10 @@ def test_a_worker_killed_in_a_month_loses_nothing_the_survivor_runs_it_again(tmp
         assert after_kill[partition].equals(table), partition
 
 
-def test_each_worker_from_start_dask_computes_on_one_thread_so_a_second_worker_is_a_second_core(two_workers):
+def test_each_worker_from_start_dask_computes_on_one_thread_so_a_second_worker_is_a_second_core(fresh_workers):
     import polars
 
-    address, groups = two_workers
+    address, groups = fresh_workers
     # functions the workers import by name: they run the installed project
     with Client(address, timeout=60, set_as_default=False) as client:
         pools = {"polars": client.run(polars.thread_pool_size), "arrow": client.run(pa.cpu_count)}
@@ -238,12 +255,12 @@ def test_each_worker_from_start_dask_computes_on_one_thread_so_a_second_worker_i
         assert set(threads) == set(groups) and set(threads.values()) == {1}, (library, threads)
 
 
-def test_each_worker_from_start_dask_is_ready_for_months_before_its_first(two_workers):
+def test_each_worker_from_start_dask_is_ready_for_months_before_its_first(fresh_workers):
     """`--preload flows.runners`: the month's modules imported and Prefect's collections loaded as a worker starts,
     not in its first month's time."""
     import sys
 
-    address, groups = two_workers
+    address, groups = fresh_workers
     with Client(address, timeout=60, set_as_default=False) as client:
         ready = client.run(lambda: ("tasks.pipeline.month" in sys.modules, "prefect_aws" in sys.modules))
     assert set(ready) == set(groups) and set(ready.values()) == {(True, True)}, ready
