@@ -152,7 +152,11 @@ def migrated_database(tmp_path_factory) -> Path:
             home = Path(tempfile.mkdtemp(prefix="migrating-", dir=shared))
             migrated = subprocess.run(
                 [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
-                env={**os.environ, "PREFECT_HOME": str(home)},
+                env={
+                    **os.environ,
+                    "PREFECT_HOME": str(home),
+                    "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+                },
                 capture_output=True,
                 text=True,
             )
