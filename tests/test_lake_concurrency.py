@@ -20,6 +20,8 @@ import pytest
 
 from tasks import settings
 from tasks.lake import LakeWriteConflict, read_month, write_month
+from tasks.lake.tables import committed_version
+from tasks.months import Month
 from tests.test_lake_crash import JAN_2025, SERVICE, month_from, sources_of
 
 WRITERS = ("A", "B", "C", "D")
@@ -59,6 +61,19 @@ def test_threads_writing_one_month_leave_one_writers_month(lake_root):
     for outcome in outcomes.values():
         assert outcome == "committed" or "another writer committed this month" in outcome
     assert_one_writers_month(lake_root, committed)
+
+
+def test_a_writer_finds_its_commit_after_another_writer_replaced_the_month(tmp_path):
+    """The race the process test met on S3, made sequential: writer A commits, then B commits the same month and
+    another month follows, all before A reads back its version. A's version is still found, not an error."""
+    root = str(tmp_path / "lake")
+    first = write_month(root, SERVICE, JAN_2025, month_from("A"))
+    write_month(root, SERVICE, JAN_2025, month_from("B"))
+    write_month(root, SERVICE, Month.parse("2025-02"), month_from("C"))
+    for table, version in first.versions.items():
+        assert committed_version(root, table, SERVICE, JAN_2025, first.write_id) == version
+    with pytest.raises(LookupError, match="in none of the table's versions"):
+        committed_version(root, "trips", SERVICE, JAN_2025, first.write_id + 1)
 
 
 def test_processes_writing_one_month_leave_one_writers_month(lake_root, tmp_path):

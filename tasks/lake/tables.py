@@ -244,21 +244,26 @@ def _commit_files(
 
 
 def committed_version(root: str, table: str, service: str, month: Month, write_id: int) -> int:
-    """The table version our commit created: the first, walking back from the latest, whose state no longer holds
-    `write_id` as the month's mark one version earlier (later commits, of other months, keep our mark)."""
+    """The table version our commit created, found by walking back from the latest version.
+
+    Later commits of other months keep our mark (`write_id`) in the table's state; a later writer of this month
+    replaces it, and then our commit is further back. So our version is the oldest of the newest run of versions
+    whose state holds the mark."""
     found = open_table(root, table)
     if found is None:
         raise LookupError(f"{table} under {root} vanished after a commit")
     key = month_key(service, month)
     version = found.version()
-    if found.transaction_version(key) != write_id:
-        raise LookupError(f"{table} {service} {month}: write {write_id} was replaced before it could be read back")
+    holds = found.transaction_version(key) == write_id
     while version > 0:
         found.load_as_version(version - 1)
-        if found.transaction_version(key) != write_id:
+        earlier = found.transaction_version(key) == write_id
+        if holds and not earlier:
             return version
-        version -= 1
-    return 0
+        holds, version = earlier, version - 1
+    if holds:
+        return 0
+    raise LookupError(f"{table} {service} {month}: write {write_id} is in none of the table's versions")
 
 
 def new_write_id() -> int:
