@@ -195,7 +195,9 @@ def test_a_pools_threads_hand_their_children_the_runs_prefect_server():
     assert url not in lost  # what the pool does without it: the reason it exists
 
 
-def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_its_environment(tmp_path):
+def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_its_environment(
+    tmp_path, prefect_home
+):
     """`harness.prefect_server` starts a real server and points this process at it through Prefect's settings; the
     environment (which every later child process and thread would inherit) is the same before, during and after."""
     import os
@@ -205,6 +207,7 @@ def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_
     import servers
     from benchmarks import harness
 
+    prefect_home(tmp_path / "prefect-home")  # where the harness puts the server's home: its database migrated
     before = dict(os.environ)
     with harness.prefect_server(tmp_path) as api_url:
         assert PREFECT_API_URL.value() == api_url and servers.http_ok(f"{api_url}/health")

@@ -41,12 +41,12 @@ def child_environment(home: Path) -> dict[str, str]:
 
 
 @pytest.mark.flow
-def test_sigterm_stops_the_run_and_its_temporary_server(tmp_path):
+def test_sigterm_stops_the_run_and_its_temporary_server(tmp_path, prefect_home):
     command = [sys.executable, "-m", "flows.etl", "--output", str(tmp_path / "out")]
     child = subprocess.Popen(
         command,
         cwd=settings.PROJECT_ROOT,
-        env=child_environment(tmp_path / "prefect"),
+        env=child_environment(Path(prefect_home(tmp_path / "prefect"))),  # its temporary server's database migrated
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
