@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from datetime import datetime
 
 import numpy as np
@@ -106,3 +107,28 @@ def _normalized_by_the_plan(path: str) -> pa.Table:
 
 def _normalized_by_pyarrow(path: str) -> pa.Table:
     return normalize_table(read_trip_file(path), "yellow", path)
+
+
+def test_quotients_too_large_for_a_float_are_judged_alike_and_warn_nothing(known_ids, zones):
+    """A 1 us trip of 1e308 miles (its speed overflows) is quarantined as implausible, and a tip of 1e300 on a
+    $1e-10 total (its fraction overflows) is written as a null fraction, by both engines, without numpy warnings."""
+    table = pa.table(
+        {
+            **BASE,
+            "tpep_dropoff_datetime": pa.array([datetime(2025, 1, 1, 8, 0, 0, 1), datetime(2025, 1, 2, 9, 30)]),
+            "trip_distance": [1e308, 2.5],
+            "total_amount": [12.5, 1e-10],
+            "tip_amount": [0.0, 1e300],
+        }
+    )
+    table = normalize_table(table, "yellow", "overflow.parquet")
+    outcomes = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for engine in ("polars", "pandas"):
+            clean, quarantine = split_valid(table, Month.parse("2025-01"), known_ids, engine)
+            outcomes[engine] = add_derived_columns(clean, zones, engine), quarantine
+    assert outcomes["polars"][1].equals(outcomes["pandas"][1])
+    assert_same_tables(outcomes["polars"][0], outcomes["pandas"][0])
+    assert outcomes["pandas"][1].column("reason").to_pylist() == ["implausible_distance"]
+    assert outcomes["pandas"][0].column("tip_fraction").to_pylist() == [None]

@@ -48,7 +48,7 @@ def reasons(frame: pd.DataFrame, month: Month, known_zone_ids: list[int]) -> np.
     """The first broken rule's reason code per row, or None (same order as `tasks.pipeline.rules.RULES`)."""
     duration = _duration_us(frame)
     pickup, distance = frame["pickup_datetime"], frame["trip_distance"]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         speed = distance.to_numpy() / (duration / MICROSECONDS_PER_HOUR)
     checks = {
         "missing_value": frame[list(REQUIRED_COLUMNS)].isna().any(axis=1),
@@ -78,7 +78,7 @@ def add_derived_columns(clean: pa.Table, zones: pa.Table) -> pa.Table:
     pickup, total = frame["pickup_datetime"], frame["total_amount"]
     zone_frame = zones.to_pandas().set_index("location_id")
     frame["trip_duration_min"] = duration / 60_000_000
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         frame["avg_speed_mph"] = frame["trip_distance"].to_numpy() / (duration / MICROSECONDS_PER_HOUR)
         tip_fraction = np.where(total > 0, frame["tip_amount"].fillna(0) / total, 0.0)
         frame["tip_fraction"] = np.where(np.isfinite(tip_fraction), tip_fraction, np.nan)  # NaN is written as null
