@@ -195,9 +195,7 @@ def test_a_pools_threads_hand_their_children_the_runs_prefect_server():
     assert url not in lost  # what the pool does without it: the reason it exists
 
 
-def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_its_environment(
-    tmp_path, prefect_home
-):
+def test_the_benchmarks_prefect_server_is_set_for_this_process_without_touching_its_environment(tmp_path, prefect_home):
     """`harness.prefect_server` starts a real server and points this process at it through Prefect's settings; the
     environment (which every later child process and thread would inherit) is the same before, during and after."""
     import os
